@@ -1,0 +1,191 @@
+// Package lockfile provides inter-process locks held on lock files, with the
+// behaviour and on-disk format of Python's zc.lockfile.
+//
+// A lock is taken with [NewSimple] or [New], which never wait, or with
+// [AcquireSimple] or [Acquire], which wait until the lock is free or a context
+// ends. It is held until [SimpleLockFile.Close] or until the process exits,
+// however it exits: the operating system releases it, so a crashed holder
+// never leaves a stale lock behind. The lock file itself stays on disk after
+// Close, on purpose: removing it would let a waiter lock the removed file
+// while a newcomer locks a new one at the same path.
+//
+// # What excludes what
+//
+// A lock excludes every other lock taken on the same file, whether from
+// another process or from another lock object in the same process, and
+// whether taken by this package, by Python's zc.lockfile, or by util-linux
+// flock(1) on Unix. Goroutines sharing one lock object share the lock.
+//
+// On Unix the lock is flock(2) on the whole file. It is advisory: a process
+// that does not ask for the lock can still read and write the file. On
+// Windows the lock is LockFileEx on byte 0, the byte zc.lockfile locks. Byte
+// range locks on Windows are mandatory: no other process can read or write
+// byte 0 while it is held, which is why the content starts at byte 1.
+//
+// # Content
+//
+// [LockFile] writes who holds it into the file once the lock is held, exactly
+// as zc.lockfile does: a space, the content, a newline, and nothing after it.
+// With the template "{pid};{hostname}" a file reads " 8244;web-1\n". When a
+// lock is refused, the [LockError] carries that content as Holder, so start-up
+// code can say who is running already.
+//
+// # Platforms
+//
+// Linux, macOS, the BSDs and illumos use flock(2); Windows uses LockFileEx.
+// AIX and Solaris have no flock(2) and their fcntl locks cannot exclude two
+// lock objects of one process from each other, so there, as on js/wasm,
+// wasip1 and plan9, every attempt fails with [ErrUnsupported]. The package
+// compiles everywhere.
+//
+// A file system that cannot lock at all (NFS mounted without a lock manager,
+// some FUSE and SMB mounts) also fails with [ErrUnsupported], never with a
+// lock that does not exclude.
+package lockfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// ErrLocked reports that the lock is held by someone else: another process,
+// or another lock object in this process. Errors that carry it are
+// [*LockError] values.
+var ErrLocked = errors.New("locked by another holder")
+
+// ErrUnsupported reports that the lock cannot be taken here at all: the
+// platform has no suitable file locking, or the file system refuses to lock.
+var ErrUnsupported = errors.New("file locking is not supported")
+
+// ErrSymlink reports that the last element of the lock file's path is a
+// symbolic link, which is refused unless [WithFollowSymlinks] is given.
+var ErrSymlink = errors.New("lock file path is a symbolic link")
+
+// ErrNotRegular reports that the path names something other than a regular
+// file, such as a device or a named pipe. A lock file is never one of those.
+var ErrNotRegular = errors.New("lock file is not a regular file")
+
+// LockError is the error returned when the lock is held by someone else.
+// errors.Is(err, ErrLocked) holds for it.
+type LockError struct {
+	// Path is the lock file's path as given.
+	Path string
+	// Holder is what the current holder wrote into the file, with
+	// surrounding white space removed, such as "1234;web-1". It is empty
+	// when the holder wrote nothing.
+	Holder string
+	// Err is ErrLocked, or an error that wraps ErrLocked together with
+	// the reason a wait ended, such as context.DeadlineExceeded.
+	Err error
+}
+
+// Error names the path and, when known, the holder.
+func (e *LockError) Error() string {
+	msg := fmt.Sprintf("lockfile: cannot lock %s: %v", e.Path, e.Err)
+	if e.Holder != "" {
+		msg += fmt.Sprintf(" (held by %q)", e.Holder)
+	}
+	return msg
+}
+
+// Unwrap returns Err.
+func (e *LockError) Unwrap() error { return e.Err }
+
+// OptionError reports an option that cannot be used as given. It is
+// returned before the lock file is opened, so nothing on disk is touched.
+type OptionError struct {
+	// Option is the name of the function that made the option, such as
+	// "WithContentTemplate".
+	Option string
+	// Value is the value that was given, as text.
+	Value string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+// Error names the option, its value and the reason.
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("lockfile: %s(%s): %s", e.Option, e.Value, e.Reason)
+}
+
+// An Option changes how a lock is taken. Options are applied in order; a
+// later option of the same kind replaces an earlier one.
+type Option func(*config)
+
+type config struct {
+	template       *template // nil unless WithContentTemplate was given
+	perm           fs.FileMode
+	onLock         func(*os.File) error
+	followSymlinks bool
+	err            error // the first invalid option
+}
+
+const defaultTemplate = "{pid}"
+
+func newConfig(opts []Option) (*config, error) {
+	c := &config{perm: 0o644}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c, c.err
+}
+
+func (c *config) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// WithContentTemplate sets what [New] and [Acquire] write into the lock file
+// once they hold the lock. The default is "{pid}".
+//
+// The template uses the field syntax of Python's str.format, as zc.lockfile
+// does: {pid} is the process id, {hostname} the host name (looked up only
+// when the template names it), and {{ and }} are literal braces. Any other
+// field, an empty {}, a format spec such as {pid:>8}, or an unmatched brace
+// makes New and Acquire return an [*OptionError] before the file is opened.
+// [NewSimple] and [AcquireSimple] write no content and refuse this option.
+func WithContentTemplate(t string) Option {
+	parsed, err := parseTemplate(t)
+	return func(c *config) {
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.template = parsed
+	}
+}
+
+// WithMode sets the permission bits of a lock file that does not exist yet
+// and is created by this call; the process umask applies. The default is
+// 0644. An existing file keeps its permissions. Bits other than permission
+// bits make the call return an [*OptionError].
+func WithMode(perm fs.FileMode) Option {
+	return func(c *config) {
+		if perm&^fs.ModePerm != 0 {
+			c.fail(&OptionError{Option: "WithMode", Value: fmt.Sprintf("%#o", uint32(perm)),
+				Reason: "only permission bits (0o777) may be set"})
+			return
+		}
+		c.perm = perm
+	}
+}
+
+// WithOnLock sets a function that runs once the lock is held, with the
+// locked file open for reading and writing; for [New] and [Acquire] it runs
+// after the content is written. It may read and write the file freely, for
+// example to keep state in it. If it returns an error, the lock is released,
+// the file is closed, and the error is returned wrapped.
+func WithOnLock(fn func(f *os.File) error) Option {
+	return func(c *config) { c.onLock = fn }
+}
+
+// WithFollowSymlinks allows the last element of the path to be a symbolic
+// link, which is then followed. By default such a path is refused with
+// [ErrSymlink] on Unix, so that a link planted in a shared directory cannot
+// make a lock write its content into another file.
+func WithFollowSymlinks() Option {
+	return func(c *config) { c.followSymlinks = true }
+}
