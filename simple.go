@@ -42,15 +42,11 @@ func NewSimple(path string, opts ...Option) (*SimpleLockFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &SimpleLockFile{path: path}
 	f, err := lockNow(path, c)
 	if err != nil {
 		return nil, err
 	}
-	if err := l.hold(f, nil, c); err != nil {
-		return nil, err
-	}
-	return l, nil
+	return newSimpleLockFile(path, f, c)
 }
 
 // New takes the lock as [NewSimple] does and then writes the content
@@ -62,15 +58,28 @@ func New(path string, opts ...Option) (*LockFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &LockFile{SimpleLockFile: SimpleLockFile{path: path}}
 	f, err := lockNow(path, c)
 	if err != nil {
 		return nil, err
 	}
+	return newLockFile(path, f, content, c)
+}
+
+// newSimpleLockFile and newLockFile finish taking the lock on f, which is
+// locked; they release it and close f if that fails.
+func newSimpleLockFile(path string, f *os.File, c *config) (*SimpleLockFile, error) {
+	l := &SimpleLockFile{path: path}
+	if err := l.hold(f, nil, c); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func newLockFile(path string, f *os.File, content []byte, c *config) (*LockFile, error) {
+	l := &LockFile{SimpleLockFile: SimpleLockFile{path: path}, content: string(content[1 : len(content)-1])}
 	if err := l.hold(f, content, c); err != nil {
 		return nil, err
 	}
-	l.content = string(content[1 : len(content)-1])
 	return l, nil
 }
 
