@@ -1,0 +1,177 @@
+package lockfile
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// onDoomedThread runs fn on an OS thread of its own that exits afterwards,
+// so that fn may change per-thread kernel state (seccomp filters, fsuid)
+// without that change reaching any other goroutine.
+func onDoomedThread(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		fn()
+	}()
+	<-done
+}
+
+// failSyscall installs a seccomp filter on the calling thread that makes
+// syscall nr fail with errno.
+func failSyscall(t *testing.T, nr uintptr, errno unix.Errno) error {
+	filter := []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}, // seccomp_data.nr
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: uint32(nr)},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(errno)},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return err
+	}
+	return unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&prog)), 0, 0)
+}
+
+// A file system that cannot lock (NFS without a lock manager, some FUSE
+// mounts) answers flock with ENOLCK, ENOTSUP or ENOSYS. A seccomp filter
+// makes the kernel give those answers here.
+func TestFileSystemThatCannotLock(t *testing.T) {
+	for _, errno := range []unix.Errno{unix.ENOLCK, unix.ENOTSUP, unix.ENOSYS} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			path := tempLockPath(t)
+			var err, filterErr error
+			onDoomedThread(func() {
+				if filterErr = failSyscall(t, unix.SYS_FLOCK, errno); filterErr == nil {
+					_, err = New(path)
+				}
+			})
+			if filterErr != nil {
+				skipOrFail(t, "cannot install a seccomp filter: "+filterErr.Error())
+			}
+			if !errors.Is(err, ErrUnsupported) || !errors.Is(err, errno) || errors.Is(err, ErrLocked) {
+				t.Fatalf("New on a file system answering %v: %v, want ErrUnsupported wrapping it", errno, err)
+			}
+			if !strings.Contains(err.Error(), "not supported") || !strings.Contains(err.Error(), path) {
+				t.Fatalf("error %q does not say locking is unsupported for %s", err, path)
+			}
+			if got := readFile(t, path); got != "" {
+				t.Fatalf("content %q written without a lock", got)
+			}
+			assertFree(t, path)
+		})
+	}
+}
+
+// Linux's fs.protected_regular refuses O_CREAT on another user's file in a
+// sticky world-writable directory such as /tmp, even to root. A lock file
+// shared between users must still open there.
+func TestProtectedRegularSharedDirectory(t *testing.T) {
+	const sysctl = "/proc/sys/fs/protected_regular"
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "needs root to give the lock file to another user")
+	}
+	old, err := os.ReadFile(sysctl)
+	if err != nil {
+		skipOrFail(t, err.Error())
+	}
+	if err := os.WriteFile(sysctl, []byte("1"), 0); err != nil {
+		skipOrFail(t, "cannot set fs.protected_regular: "+err.Error())
+	}
+	t.Cleanup(func() { os.WriteFile(sysctl, old, 0) })
+
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777|fs.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "shared.lock")
+	if err := os.WriteFile(path, []byte(" 4242;other-user\n"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	// Without this the test would prove nothing.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644); !errors.Is(err, fs.ErrPermission) {
+		if f != nil {
+			f.Close()
+		}
+		t.Fatalf("O_CREAT open of another user's file in a sticky directory: %v, want EACCES", err)
+	}
+	l, err := New(path)
+	if err != nil {
+		t.Fatalf("New on another user's lock file in a sticky directory: %v", err)
+	}
+	l.Close()
+	s, err := NewSimple(path)
+	if err != nil {
+		t.Fatalf("NewSimple on another user's lock file in a sticky directory: %v", err)
+	}
+	s.Close()
+}
+
+// Root is never refused by file permissions, so the refusal is made on a
+// thread whose file-system user id is an unprivileged one.
+func TestPermissionDeniedIsWrapped(t *testing.T) {
+	dir := t.TempDir()
+	readOnly := filepath.Join(dir, "read-only")
+	if err := os.WriteFile(readOnly, []byte(" 1\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	closedDir := filepath.Join(dir, "closed")
+	if err := os.Mkdir(closedDir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{readOnly, filepath.Join(closedDir, "lock")} {
+		var errs [2]error
+		onDoomedThread(func() {
+			if os.Geteuid() == 0 {
+				unix.Setfsuid(65534) // drops CAP_DAC_OVERRIDE on this thread too
+			}
+			_, errs[0] = New(path)
+			_, errs[1] = NewSimple(path)
+		})
+		for _, err := range errs {
+			if !errors.Is(err, fs.ErrPermission) || errors.Is(err, ErrLocked) {
+				t.Fatalf("locking %s without permission: %v, want fs.ErrPermission", path, err)
+			}
+		}
+	}
+	if got := readFile(t, readOnly); got != " 1\n" {
+		t.Fatalf("read-only file changed to %q", got)
+	}
+}
+
+// A failed content write releases the lock and leaks nothing.
+func TestWriteErrorReleases(t *testing.T) {
+	path := tempLockPath(t)
+	before := openDescriptors(t)
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	// Go ignores SIGXFSZ, so a write past the limit fails with EFBIG.
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: 2, Max: old.Max}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(path, WithContentTemplate("{pid};{hostname}"))
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(err, unix.EFBIG) || errors.Is(err, ErrLocked) {
+		t.Fatalf("New with a failing write: %v, want EFBIG", err)
+	}
+	assertFree(t, path)
+	if after := openDescriptors(t); after != before {
+		t.Fatalf("a failed write leaked descriptors: %d before, %d after", before, after)
+	}
+}

@@ -1,0 +1,124 @@
+//go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd
+
+package lockfile
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// openDescriptors counts this process's open file descriptors.
+func openDescriptors(t *testing.T) int {
+	t.Helper()
+	dir := "/dev/fd"
+	if runtime.GOOS == "linux" {
+		dir = "/proc/self/fd"
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+func TestWithModeSetsPermissionsOfNewFile(t *testing.T) {
+	old := unix.Umask(0o022)
+	defer unix.Umask(old)
+	path := tempLockPath(t)
+	l, err := New(path, WithMode(0o600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	assertMode(t, path, 0o600)
+
+	defaultPath := tempLockPath(t)
+	l, err = New(defaultPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	assertMode(t, defaultPath, 0o644)
+
+	// An existing file keeps its permissions.
+	l, err = New(defaultPath, WithMode(0o600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	assertMode(t, defaultPath, 0o644)
+}
+
+func assertMode(t *testing.T, path string, want fs.FileMode) {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Mode().Perm(); got != want {
+		t.Fatalf("%s has mode %#o, want %#o", path, got, want)
+	}
+}
+
+// A link planted where the lock file should be must not make the lock
+// truncate or write the file it points at.
+func TestSymlinkIsRefusedByDefault(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("precious data\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "lock")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	dangling := filepath.Join(dir, "dangling")
+	if err := os.Symlink(filepath.Join(dir, "nothing-here"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{link, dangling} {
+		if _, err := New(path); !errors.Is(err, ErrSymlink) || errors.Is(err, ErrLocked) {
+			t.Fatalf("New(%s) = %v, want ErrSymlink", path, err)
+		}
+		if _, err := NewSimple(path); !errors.Is(err, ErrSymlink) {
+			t.Fatalf("NewSimple(%s) = %v, want ErrSymlink", path, err)
+		}
+	}
+	if got := readFile(t, victim); got != "precious data\n" {
+		t.Fatalf("the link's target was changed to %q", got)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "nothing-here")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("a dangling link's target was created")
+	}
+
+	l, err := New(link, WithFollowSymlinks())
+	if err != nil {
+		t.Fatalf("New with WithFollowSymlinks: %v", err)
+	}
+	defer l.Close()
+	if got := readFile(t, victim); got != " "+l.Content()+"\n" {
+		t.Fatalf("followed link's target holds %q", got)
+	}
+	assertLocked(t, victim, l.Content())
+}
+
+func TestNonRegularFileIsRefused(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, "/dev/null"} {
+		if _, err := New(path, WithFollowSymlinks()); !errors.Is(err, ErrNotRegular) || errors.Is(err, ErrLocked) {
+			t.Fatalf("New(%s) = %v, want ErrNotRegular", path, err)
+		}
+		if _, err := NewSimple(path, WithFollowSymlinks()); !errors.Is(err, ErrNotRegular) {
+			t.Fatalf("NewSimple(%s) = %v, want ErrNotRegular", path, err)
+		}
+	}
+}

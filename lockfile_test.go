@@ -1,0 +1,555 @@
+package lockfile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func tempLockPath(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(t.TempDir(), "lock")
+}
+
+// assertLocked fails unless a lock attempt on path is refused with a
+// *LockError that names path and holder.
+func assertLocked(t *testing.T, path, holder string) {
+	t.Helper()
+	l, err := NewSimple(path)
+	if err == nil {
+		l.Close()
+		t.Fatalf("NewSimple(%s) succeeded while the lock was held", path)
+	}
+	var lockErr *LockError
+	if !errors.Is(err, ErrLocked) || !errors.As(err, &lockErr) {
+		t.Fatalf("NewSimple(%s) = %v, want a *LockError wrapping ErrLocked", path, err)
+	}
+	if lockErr.Path != path || lockErr.Holder != holder {
+		t.Fatalf("LockError{Path: %q, Holder: %q}, want {%q, %q}", lockErr.Path, lockErr.Holder, path, holder)
+	}
+	if !strings.Contains(err.Error(), path) || holder != "" && !strings.Contains(err.Error(), strconv.Quote(holder)) {
+		t.Fatalf("error %q does not name path %q and holder %q", err, path, holder)
+	}
+}
+
+func assertFree(t *testing.T, path string) {
+	t.Helper()
+	l, err := NewSimple(path)
+	if err != nil {
+		t.Fatalf("lock on %s should be free: %v", path, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func hostname(t *testing.T) string {
+	t.Helper()
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestSecondLockFailsUntilClose(t *testing.T) {
+	path := tempLockPath(t)
+	first, err := NewSimple(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Path() != path {
+		t.Fatalf("Path() = %q, want %q", first.Path(), path)
+	}
+	assertLocked(t, path, "")
+	if _, err := New(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("New while held: %v, want ErrLocked", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("lock file gone after Close: %v", err)
+	}
+	assertFree(t, path)
+}
+
+func TestCloseTwiceReturnsNil(t *testing.T) {
+	l, err := New(tempLockPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close = %v, want nil", err)
+	}
+}
+
+func TestConcurrentCloseReleasesOnce(t *testing.T) {
+	path := tempLockPath(t)
+	for range 20 {
+		l, err := New(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Go(func() { errs <- l.Close() })
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("concurrent Close: %v", err)
+			}
+		}
+		assertFree(t, path)
+	}
+}
+
+func TestContentFormat(t *testing.T) {
+	pid := strconv.Itoa(os.Getpid())
+	host := hostname(t)
+	tests := []struct {
+		template string // "" means the default
+		want     string
+	}{
+		{"", " " + pid + "\n"},
+		{"{pid}", " " + pid + "\n"},
+		{"{hostname}", " " + host + "\n"},
+		{"{pid};{hostname}", " " + pid + ";" + host + "\n"},
+		{"{pid}/{hostname}", " " + pid + "/" + host + "\n"},
+		{"pid={pid} host={hostname}!", " pid=" + pid + " host=" + host + "!\n"},
+		{"{{pid}} {{{pid}}}", " {pid} {" + pid + "}\n"},
+		{"no fields", " no fields\n"},
+		{"", " " + pid + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.template, func(t *testing.T) {
+			path := tempLockPath(t)
+			// A longer old content must not survive past the new one.
+			if err := os.WriteFile(path, bytes.Repeat([]byte("x"), 300), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var opts []Option
+			if tt.template != "" {
+				opts = append(opts, WithContentTemplate(tt.template))
+			}
+			l, err := New(path, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if got := readFile(t, path); got != tt.want {
+				t.Fatalf("file holds %q, want %q", got, tt.want)
+			}
+			if got, want := l.Content(), tt.want[1:len(tt.want)-1]; got != want {
+				t.Fatalf("Content() = %q, want %q", got, want)
+			}
+			assertLocked(t, path, strings.TrimSpace(tt.want))
+		})
+	}
+}
+
+func TestBadTemplateTouchesNothing(t *testing.T) {
+	for _, template := range []string{"{", "}", "{}", "{pid", "pid}", "{user}", "{pid:>8}", "{pid!r}", "{0}", "a{{b}"} {
+		t.Run(template, func(t *testing.T) {
+			dir := t.TempDir()
+			missing := filepath.Join(dir, "missing")
+			_, err := New(missing, WithContentTemplate(template))
+			var optErr *OptionError
+			if !errors.As(err, &optErr) || optErr.Option != "WithContentTemplate" {
+				t.Fatalf("New with template %q: %v, want an *OptionError", template, err)
+			}
+			if errors.Is(err, ErrLocked) {
+				t.Fatalf("a bad template is not ErrLocked: %v", err)
+			}
+			if _, err := os.Lstat(missing); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("a bad template created the file: %v", err)
+			}
+			existing := filepath.Join(dir, "existing")
+			if err := os.WriteFile(existing, []byte(" old\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := New(existing, WithContentTemplate(template)); err == nil {
+				t.Fatal("New succeeded with a bad template")
+			}
+			if got := readFile(t, existing); got != " old\n" {
+				t.Fatalf("a bad template changed the file to %q", got)
+			}
+			assertFree(t, existing)
+		})
+	}
+}
+
+func TestBadOptionsTouchNothing(t *testing.T) {
+	path := tempLockPath(t)
+	for name, call := range map[string]func() error{
+		"NewSimple with a template": func() error {
+			_, err := NewSimple(path, WithContentTemplate("{pid}"))
+			return err
+		},
+		"WithMode with a type bit": func() error {
+			_, err := New(path, WithMode(fs.ModeDir|0o755))
+			return err
+		},
+		"WithMode with setuid": func() error {
+			_, err := NewSimple(path, WithMode(fs.ModeSetuid|0o755))
+			return err
+		},
+	} {
+		var optErr *OptionError
+		if err := call(); !errors.As(err, &optErr) {
+			t.Errorf("%s: %v, want an *OptionError", name, err)
+		}
+		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s created the file", name)
+		}
+	}
+}
+
+// A refused attempt must leave every byte of the holder's file as it was:
+// zc.lockfile once truncated on open and lost the holder's pid this way.
+func TestRefusedAttemptChangesNothing(t *testing.T) {
+	path := tempLockPath(t)
+	h, content := holdInHelper(t, path, "{pid};{hostname}")
+	if want := strconv.Itoa(h.cmd.Process.Pid) + ";" + hostname(t); content != want {
+		t.Fatalf("helper wrote %q, want %q", content, want)
+	}
+	before := readFile(t, path)
+	for range 3 {
+		assertLocked(t, path, content)
+		if _, err := New(path, WithContentTemplate("intruder {hostname}")); !errors.Is(err, ErrLocked) {
+			t.Fatalf("New while another process holds the lock: %v", err)
+		}
+	}
+	if after := readFile(t, path); after != before {
+		t.Fatalf("refused attempts changed the file from %q to %q", before, after)
+	}
+	if other := startHelper(t, "try", path); other.expect(t, "locked") != content {
+		t.Fatal("another process read a different holder")
+	}
+	h.finish(t)
+	l, err := New(path)
+	if err != nil {
+		t.Fatalf("lock not free after the holder closed it: %v", err)
+	}
+	defer l.Close()
+	if got, want := readFile(t, path), " "+strconv.Itoa(os.Getpid())+"\n"; got != want {
+		t.Fatalf("new holder's file holds %q, want %q", got, want)
+	}
+}
+
+func TestTwoLockObjectsInOneProcessExclude(t *testing.T) {
+	path := tempLockPath(t)
+	l, err := New(path, WithContentTemplate("in-process {pid}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertLocked(t, path, l.Content())
+	if _, err := NewSimple(path, WithFollowSymlinks()); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second lock object in one process: %v, want ErrLocked", err)
+	}
+	l.Close()
+	assertFree(t, path)
+}
+
+// Dropping the last reference must not release the lock when the garbage
+// collector runs the file's cleanup.
+func TestGarbageCollectionDoesNotRelease(t *testing.T) {
+	path := tempLockPath(t)
+	func() {
+		if _, err := New(path); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	for range 3 {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond) // let cleanups run, if any were queued
+	}
+	assertLocked(t, path, strconv.Itoa(os.Getpid()))
+	closeHeld(t, path)
+	assertFree(t, path)
+}
+
+// closeHeld closes the lock on path that the test dropped, so that its
+// temporary directory can be removed.
+func closeHeld(t *testing.T, path string) {
+	t.Helper()
+	closed := false
+	held.Range(func(key, _ any) bool {
+		if l := key.(*SimpleLockFile); l.Path() == path {
+			closed = l.Close() == nil
+		}
+		return true
+	})
+	if !closed {
+		t.Fatalf("no held lock on %s", path)
+	}
+}
+
+// A child started while the lock is held must not keep it alive.
+func TestChildProcessDoesNotInheritLock(t *testing.T) {
+	path := tempLockPath(t)
+	l, err := New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := startHelper(t, "sleep")
+	child.expect(t, "started")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertFree(t, path)
+	// The parent can take it again, and so can another process, while the
+	// child still runs.
+	again, err := New(path)
+	if err != nil {
+		t.Fatalf("parent cannot re-take the lock while its child runs: %v", err)
+	}
+	again.Close()
+	if verb, rest := startHelper(t, "try", path).next(t); verb != "ok" {
+		t.Fatalf("another process cannot take the lock while the child runs: %s %s", verb, rest)
+	}
+	child.finish(t)
+}
+
+func TestKilledHolderReleasesAtOnce(t *testing.T) {
+	path := tempLockPath(t)
+	h, content := holdInHelper(t, path, "{pid};{hostname} with a long tail to be cut off")
+	assertLocked(t, path, content)
+	h.kill(t)
+	l, err := New(path, WithContentTemplate("{pid}"))
+	if err != nil {
+		t.Fatalf("lock not free after its holder was killed: %v", err)
+	}
+	defer l.Close()
+	if got, want := readFile(t, path), " "+strconv.Itoa(os.Getpid())+"\n"; got != want {
+		t.Fatalf("file holds %q after the dead holder, want %q", got, want)
+	}
+}
+
+func TestOnLockHook(t *testing.T) {
+	path := tempLockPath(t)
+	state := `{"port": 8080}`
+	l, err := NewSimple(path, WithOnLock(func(f *os.File) error {
+		// The lock is held while the hook runs.
+		if other, err := NewSimple(path); !errors.Is(err, ErrLocked) {
+			if other != nil {
+				other.Close()
+			}
+			return fmt.Errorf("lock not held in the hook: %v", err)
+		}
+		if _, err := f.WriteAt([]byte(" "+state+"\n"), 0); err != nil {
+			return err
+		}
+		buf := make([]byte, len(state))
+		_, err := f.ReadAt(buf, 1)
+		if string(buf) != state {
+			return fmt.Errorf("hook read back %q", buf)
+		}
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertLocked(t, path, state)
+	l.Close()
+	if got := readFile(t, path); got != " "+state+"\n" {
+		t.Fatalf("hook's state %q did not stay in the file", got)
+	}
+}
+
+func TestOnLockRunsAfterContentIsWritten(t *testing.T) {
+	var seen string
+	l, err := New(tempLockPath(t), WithContentTemplate("{pid}"), WithOnLock(func(f *os.File) error {
+		data, err := os.ReadFile(f.Name())
+		seen = string(data)
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if want := " " + l.Content() + "\n"; seen != want {
+		t.Fatalf("hook saw %q, want the content %q", seen, want)
+	}
+}
+
+func TestOnLockErrorReleases(t *testing.T) {
+	path := tempLockPath(t)
+	hookErr := errors.New("state file is corrupt")
+	before := openDescriptors(t)
+	for _, take := range []func() error{
+		func() error { _, err := NewSimple(path, WithOnLock(func(*os.File) error { return hookErr })); return err },
+		func() error { _, err := New(path, WithOnLock(func(*os.File) error { return hookErr })); return err },
+	} {
+		err := take()
+		if !errors.Is(err, hookErr) || errors.Is(err, ErrLocked) {
+			t.Fatalf("hook failure: %v, want it wrapped, and not ErrLocked", err)
+		}
+		if !strings.Contains(err.Error(), path) {
+			t.Fatalf("hook failure %q does not name the path", err)
+		}
+		assertFree(t, path)
+	}
+	if after := openDescriptors(t); after != before {
+		t.Fatalf("hook failures leaked descriptors: %d before, %d after", before, after)
+	}
+}
+
+func TestOpenErrorsAreWrappedAndNotLocked(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		path string
+		is   error // nil: any error that is not ErrLocked
+	}{
+		{"missing directory", filepath.Join(dir, "no", "such", "dir", "lock"), fs.ErrNotExist},
+		{"empty path", "", fs.ErrNotExist},
+		{"a directory", dir, nil},
+		{"a NUL byte", filepath.Join(dir, "nul\x00byte"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, take := range []func(string) error{
+				func(p string) error { _, err := NewSimple(p); return err },
+				func(p string) error { _, err := New(p); return err },
+			} {
+				err := take(tt.path)
+				if err == nil {
+					t.Fatalf("locking %q succeeded", tt.path)
+				}
+				if errors.Is(err, ErrLocked) {
+					t.Fatalf("%v is not contention, yet errors.Is(err, ErrLocked)", err)
+				}
+				var pathErr *fs.PathError
+				if !errors.As(err, &pathErr) {
+					t.Fatalf("%v does not wrap the OS error in a *fs.PathError", err)
+				}
+				if tt.is != nil && !errors.Is(err, tt.is) {
+					t.Fatalf("%v: errors.Is(err, %v) = false", err, tt.is)
+				}
+			}
+		})
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 0 {
+		t.Fatalf("bad paths left %v in the directory (%v)", entries, err)
+	}
+}
+
+// zc.lockfile's many-workers test: workers each take the lock and add one
+// to a counter kept in another file. Any overlap loses an increment.
+func TestManyProcessesEachIncrementOnce(t *testing.T) {
+	for _, how := range []string{"retry", "wait"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			lockPath := filepath.Join(dir, "lock")
+			counterPath := filepath.Join(dir, "counter")
+			if err := os.WriteFile(counterPath, []byte("0"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			const processes, rounds, goroutines = 5, 10, 5
+			var helpers []*helper
+			for range processes {
+				helpers = append(helpers, startHelper(t, "count", lockPath, counterPath, strconv.Itoa(rounds), how))
+			}
+			var wg sync.WaitGroup
+			for range goroutines {
+				wg.Go(func() {
+					for range rounds {
+						if err := incrementUnderLock(lockPath, counterPath, how); err != nil {
+							t.Error(err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			for _, h := range helpers {
+				h.expect(t, "done")
+				h.finish(t)
+			}
+			if got, want := readFile(t, counterPath), strconv.Itoa((processes+goroutines)*rounds); got != want {
+				t.Fatalf("counter = %s, want %s: two workers held the lock at once", got, want)
+			}
+			if token := readFile(t, lockPath); !regexp.MustCompile(`^ \d+-\d+\n$`).MatchString(token) {
+				t.Fatalf("lock file holds %q, want exactly one token", token)
+			}
+		})
+	}
+}
+
+// The holder is read from byte 1 on, because on Windows nobody but the
+// holder can read the locked byte 0.
+func TestHolderIsReadFromByteOne(t *testing.T) {
+	path := tempLockPath(t)
+	if err := os.WriteFile(path, []byte("X 77;host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := readHolder(f); got != "77;host" {
+		t.Fatalf("readHolder = %q, want %q", got, "77;host")
+	}
+}
+
+func TestNoDescriptorLeaks(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "lock")
+	holder, err := New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := openDescriptors(t)
+	for range 50 {
+		if _, err := NewSimple(path); !errors.Is(err, ErrLocked) {
+			t.Fatal(err)
+		}
+		if _, err := New(path); !errors.Is(err, ErrLocked) {
+			t.Fatal(err)
+		}
+		if _, err := New(dir); err == nil {
+			t.Fatal("locked a directory")
+		}
+		if _, err := New(filepath.Join(dir, "missing", "lock")); err == nil {
+			t.Fatal("locked in a missing directory")
+		}
+	}
+	holder.Close()
+	for range 50 {
+		l, err := New(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+	}
+	if after := openDescriptors(t); after != before-1 {
+		t.Fatalf("%d descriptors before (one of them the holder's), %d after Close and 200 failures", before, after)
+	}
+}
