@@ -159,6 +159,13 @@ func startHelper(t *testing.T, mode string, args ...string) *helper {
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperArgsEnv+"="+strings.Join(args, "\n"))
+	return startProcess(t, cmd)
+}
+
+// startProcess starts cmd with pipes to its stdin and stdout; the test's
+// cleanup kills it if it is still running.
+func startProcess(t *testing.T, cmd *exec.Cmd) *helper {
+	t.Helper()
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -184,7 +191,7 @@ func startHelper(t *testing.T, mode string, args ...string) *helper {
 func (h *helper) next(t *testing.T) (verb, rest string) {
 	t.Helper()
 	if !h.lines.Scan() {
-		t.Fatalf("helper %v ended without a report: %v", h.cmd.Env[len(h.cmd.Env)-2], h.lines.Err())
+		t.Fatalf("%v ended without a report: %v", h.cmd.Args, h.lines.Err())
 	}
 	verb, rest, _ = strings.Cut(h.lines.Text(), " ")
 	return verb, rest
