@@ -122,3 +122,16 @@ func TestNonRegularFileIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// osThreads counts this process's OS threads, where the system tells.
+func osThreads(t *testing.T) int {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		return 0
+	}
+	entries, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}

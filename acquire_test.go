@@ -1,0 +1,232 @@
+package lockfile
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+)
+
+type acquired struct {
+	lock *LockFile
+	err  error
+}
+
+// acquireInBackground starts Acquire and returns where its result arrives.
+func acquireInBackground(ctx context.Context, path string, opts ...Option) <-chan acquired {
+	result := make(chan acquired, 1)
+	go func() {
+		l, err := Acquire(ctx, path, opts...)
+		result <- acquired{l, err}
+	}()
+	return result
+}
+
+func TestAcquireFreeLockAtOnce(t *testing.T) {
+	path := tempLockPath(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a free lock is taken even by a done context
+	l, err := Acquire(ctx, path, WithContentTemplate("{pid};{hostname}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readFile(t, path), " "+strconv.Itoa(os.Getpid())+";"+hostname(t)+"\n"; got != want {
+		t.Fatalf("file holds %q, want %q", got, want)
+	}
+	assertLocked(t, path, l.Content())
+	l.Close()
+	s, err := AcquireSimple(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, path); got != " "+l.Content()+"\n" {
+		t.Fatalf("AcquireSimple changed the file to %q", got)
+	}
+	s.Close()
+}
+
+func TestAcquireDeadlineNamesHolder(t *testing.T) {
+	path := tempLockPath(t)
+	h, content := holdInHelper(t, path, "{pid};{hostname}")
+	before := readFile(t, path)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	// The holder never lets go during this call: it can only return
+	// because the deadline passed.
+	_, err := Acquire(ctx, path)
+	var lockErr *LockError
+	if !errors.As(err, &lockErr) || !errors.Is(err, ErrLocked) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire past its deadline: %v, want a *LockError wrapping ErrLocked and DeadlineExceeded", err)
+	}
+	if lockErr.Holder != content || lockErr.Path != path {
+		t.Fatalf("LockError{Path: %q, Holder: %q}, want {%q, %q}", lockErr.Path, lockErr.Holder, path, content)
+	}
+	if got := readFile(t, path); got != before {
+		t.Fatalf("a timed-out wait changed the file from %q to %q", before, got)
+	}
+	// Another process gives up the same way.
+	if got := startHelper(t, "wait", path, "50ms").expect(t, "timeout"); got != content {
+		t.Fatalf("waiting process read holder %q, want %q", got, content)
+	}
+	h.finish(t)
+}
+
+func TestAcquireCancel(t *testing.T) {
+	path := tempLockPath(t)
+	holder, err := New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	result := acquireInBackground(ctx, path)
+	cancel()
+	r := <-result
+	if !errors.Is(r.err, context.Canceled) || !errors.Is(r.err, ErrLocked) {
+		t.Fatalf("cancelled Acquire: %v, want ErrLocked and context.Canceled", r.err)
+	}
+	_, err = AcquireSimple(ctx, path)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("AcquireSimple with a cancelled context on a held lock: %v", err)
+	}
+}
+
+func TestAcquireTakesOverFromHolder(t *testing.T) {
+	for _, end := range []string{"close", "kill"} {
+		t.Run(end, func(t *testing.T) {
+			path := tempLockPath(t)
+			h, _ := holdInHelper(t, path, "{pid} with a long tail")
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			result := acquireInBackground(ctx, path)
+			if end == "kill" {
+				h.kill(t)
+			} else {
+				h.finish(t)
+			}
+			r := <-result
+			if r.err != nil {
+				t.Fatalf("Acquire after the holder ended: %v", r.err)
+			}
+			defer r.lock.Close()
+			if got, want := readFile(t, path), " "+strconv.Itoa(os.Getpid())+"\n"; got != want {
+				t.Fatalf("file holds %q, want %q", got, want)
+			}
+			assertLocked(t, path, r.lock.Content())
+		})
+	}
+}
+
+func TestAcquireWithoutDeadlineWaits(t *testing.T) {
+	path := tempLockPath(t)
+	holder, err := New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	result := acquireInBackground(context.Background(), path)
+	holder.Close()
+	r := <-result
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	r.lock.Close()
+}
+
+// If the lock file is removed and a new one created and locked while a
+// waiter waits on the old one, the waiter must not end up holding the old,
+// removed file next to the new holder.
+func TestAcquireStartsOverWhenFileIsReplaced(t *testing.T) {
+	path := tempLockPath(t)
+	h, _ := holdInHelper(t, path, "{pid}")
+	result := acquireInBackground(context.Background(), path)
+	waitUntil(t, "a waiter on the old file", func() bool { return waiterOn(path) != nil })
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	newcomer, err := New(path, WithContentTemplate("newcomer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.finish(t) // the old file is free now
+	waitUntil(t, "a waiter on the new file", func() bool {
+		w := waiterOn(path)
+		return w != nil && sameFile(w.file, path, &config{})
+	})
+	select {
+	case r := <-result:
+		t.Fatalf("Acquire returned (%v, %v) while the file at the path is held", r.lock, r.err)
+	default:
+	}
+	newcomer.Close()
+	r := <-result
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.lock.Close()
+	if !sameFile(r.lock.f, path, &config{}) {
+		t.Fatal("Acquire holds a file that is no longer at the path")
+	}
+	assertLocked(t, path, r.lock.Content())
+}
+
+func waiterOn(path string) *waiter {
+	key, _ := filepath.Abs(path)
+	waiters.Lock()
+	defer waiters.Unlock()
+	return waiters.byPath[key]
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+	}
+}
+
+// Abandoned waits must not pile up: a thousand calls that give up after a
+// millisecond leave at most one waiter (one thread, one descriptor) per
+// lock file, and it is gone once the lock is released.
+func TestAbandonedWaitsAreBounded(t *testing.T) {
+	path := tempLockPath(t)
+	fdsWithoutHelper := openDescriptors(t)
+	h, content := holdInHelper(t, path, "{pid}")
+	runtime.GC()
+	fdsBefore, threadsBefore, goroutinesBefore := openDescriptors(t), osThreads(t), runtime.NumGoroutine()
+	for range 1000 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		_, err := AcquireSimple(ctx, path)
+		cancel()
+		var lockErr *LockError
+		if !errors.As(err, &lockErr) || !errors.Is(err, context.DeadlineExceeded) || lockErr.Holder != content {
+			t.Fatalf("abandoned wait: %v", err)
+		}
+	}
+	fdsWaiting, threadsWaiting, goroutinesWaiting := openDescriptors(t), osThreads(t), runtime.NumGoroutine()
+	t.Logf("after 1000 abandoned waits: descriptors %d -> %d, OS threads %d -> %d, goroutines %d -> %d",
+		fdsBefore, fdsWaiting, threadsBefore, threadsWaiting, goroutinesBefore, goroutinesWaiting)
+	if fdsWaiting > fdsBefore+1 || goroutinesWaiting > goroutinesBefore+1 {
+		t.Fatalf("abandoned waits left %d descriptors and %d goroutines, want at most one each",
+			fdsWaiting-fdsBefore, goroutinesWaiting-goroutinesBefore)
+	}
+	if threadsWaiting > threadsBefore+3 {
+		t.Fatalf("abandoned waits left %d OS threads", threadsWaiting-threadsBefore)
+	}
+
+	h.finish(t)
+	waitUntil(t, "the waiter to end", func() bool {
+		return waiterOn(path) == nil && openDescriptors(t) == fdsWithoutHelper && runtime.NumGoroutine() == goroutinesBefore
+	})
+	t.Logf("after release: descriptors %d, OS threads %d, goroutines %d",
+		openDescriptors(t), osThreads(t), runtime.NumGoroutine())
+	if threads := osThreads(t); threads > threadsBefore+2 {
+		t.Fatalf("%d OS threads after release, %d before", threads, threadsBefore)
+	}
+	assertFree(t, path)
+}
