@@ -403,7 +403,10 @@ func TestOnLockErrorReleases(t *testing.T) {
 	hookErr := errors.New("state file is corrupt")
 	before := openDescriptors(t)
 	for _, take := range []func() error{
-		func() error { _, err := NewSimple(path, WithOnLock(func(*os.File) error { return hookErr })); return err },
+		func() error {
+			_, err := NewSimple(path, WithOnLock(func(*os.File) error { return hookErr }))
+			return err
+		},
 		func() error { _, err := New(path, WithOnLock(func(*os.File) error { return hookErr })); return err },
 	} {
 		err := take()
