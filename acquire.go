@@ -57,6 +57,10 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error
 
 // lockWait locks the file at path, waiting while someone else holds it.
 func lockWait(ctx context.Context, path string, c *config) (*os.File, error) {
+	key, err := filepath.Abs(path)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
 	for {
 		f, err := openLockFile(path, c)
 		if err != nil {
@@ -68,40 +72,61 @@ func lockWait(ctx context.Context, path string, c *config) (*os.File, error) {
 			}
 			return f, nil
 		}
-		w, err := joinWaiter(path, f)
+		info, err := f.Stat()
 		if err != nil {
 			return nil, lockFailed(f, path, err)
 		}
-		select {
-		case locked := <-w.handoff:
-			if sameFile(locked, path, c) {
-				return locked, nil
-			}
-			release(locked, path) // a file no longer at path; try the one there now
-		case <-w.done:
-			if w.err != nil {
-				return nil, &fs.PathError{Op: "lock", Path: path, Err: w.err}
-			}
-			// The lock went to another caller, or was free for a moment
-			// while no one was receiving: try again.
-		case <-ctx.Done():
-			return nil, &LockError{Path: path, Holder: readHolder(w.file),
-				Err: fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err())}
+		locked, err := waitFor(ctx, path, key, f, info)
+		if err != nil {
+			return nil, err
 		}
+		if locked == nil {
+			continue // the lock went to another caller of this process
+		}
+		if stillAtPath(info, path, c) {
+			return locked, nil
+		}
+		release(locked, path) // a file no longer at path; try the one there now
 	}
 }
 
-// sameFile reports whether f is the file now at path.
-func sameFile(f *os.File, path string, c *config) bool {
+// waitFor waits until probe, the file at path described by info, is locked
+// for this caller, or ctx is done. It takes ownership of probe. It returns
+// the locked file, or nil if the caller should try again.
+func waitFor(ctx context.Context, path, key string, probe *os.File, info fs.FileInfo) (*os.File, error) {
+	if ctx.Done() == nil {
+		// Nothing can end this wait, so it may block in this goroutine's
+		// own thread; no other caller will be left waiting on it.
+		if err := waitLock(probe); err != nil {
+			return nil, lockFailed(probe, path, err)
+		}
+		return probe, nil
+	}
+	w := joinWaiter(key, probe, info)
+	select {
+	case locked := <-w.handoff:
+		return locked, nil
+	case <-w.done:
+		if w.err != nil {
+			return nil, &fs.PathError{Op: "lock", Path: path, Err: w.err}
+		}
+		// The lock went to another caller, or was free for a moment
+		// while no one was receiving.
+		return nil, nil
+	case <-ctx.Done():
+		return nil, &LockError{Path: path, Holder: readHolder(w.file),
+			Err: fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err())}
+	}
+}
+
+// stillAtPath reports whether the file described by locked is the one at
+// path now.
+func stillAtPath(locked fs.FileInfo, path string, c *config) bool {
 	stat := os.Lstat
 	if c.followSymlinks {
 		stat = os.Stat
 	}
 	atPath, err := stat(path)
-	if err != nil {
-		return false
-	}
-	locked, err := f.Stat()
 	return err == nil && os.SameFile(locked, atPath)
 }
 
@@ -112,6 +137,7 @@ func sameFile(f *os.File, path string, c *config) bool {
 // kernel, but it leaves none of its own behind.
 type waiter struct {
 	file    *os.File      // locked by the blocking call; read for the holder
+	info    fs.FileInfo   // file's identity, taken before the wait
 	handoff chan *os.File // unbuffered: only a caller receiving now gets the lock
 	done    chan struct{} // closed when the waiter has finished
 	err     error         // why the blocking call failed, set before done closes
@@ -125,37 +151,24 @@ var waiters = struct {
 // joinWaiter returns the waiter on the file that probe refers to, starting
 // one if there is none. It takes ownership of probe: a new waiter blocks on
 // it, and if a waiter exists already probe is closed.
-func joinWaiter(path string, probe *os.File) (*waiter, error) {
-	key, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
-	}
-	probeInfo, err := probe.Stat()
-	if err != nil {
-		return nil, err
-	}
+func joinWaiter(key string, probe *os.File, info fs.FileInfo) *waiter {
 	waiters.Lock()
 	defer waiters.Unlock()
-	if w := waiters.byPath[key]; w != nil {
-		if info, err := w.file.Stat(); err == nil && os.SameFile(info, probeInfo) {
-			probe.Close()
-			return w, nil
-		}
-		// The path names another file now. The old waiter stays until its
-		// file is unlocked, and then finds no one to give the lock to.
+	if w := waiters.byPath[key]; w != nil && os.SameFile(w.info, info) {
+		probe.Close()
+		return w
 	}
-	w := &waiter{file: probe, handoff: make(chan *os.File), done: make(chan struct{})}
+	// If there is a waiter, the path names another file now. The old
+	// waiter stays until its file is unlocked, and then finds no one to
+	// give the lock to.
+	w := &waiter{file: probe, info: info, handoff: make(chan *os.File), done: make(chan struct{})}
 	waiters.byPath[key] = w
 	go w.wait(key)
-	return w, nil
+	return w
 }
 
 func (w *waiter) wait(key string) {
-	// Never unlocked: the thread that sat in the kernel exits with this
-	// goroutine instead of going back to the scheduler's pool.
-	runtime.LockOSThread()
 	defer close(w.done)
-
 	w.err = waitLock(w.file)
 	waiters.Lock()
 	if waiters.byPath[key] == w {
@@ -170,6 +183,12 @@ func (w *waiter) wait(key string) {
 	select {
 	case w.handoff <- w.file:
 	default:
-		release(w.file, key) // everyone who waited has given up
+		// Everyone who waited has given up. Locking this goroutine to its
+		// thread, and never unlocking it, makes the thread that sat in the
+		// kernel exit with the goroutine instead of idling in the
+		// scheduler's pool. Doing it only now keeps the handoff above
+		// fast: a locked thread needs extra scheduler switches.
+		runtime.LockOSThread()
+		release(w.file, key)
 	}
 }

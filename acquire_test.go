@@ -142,7 +142,9 @@ func TestAcquireWithoutDeadlineWaits(t *testing.T) {
 func TestAcquireStartsOverWhenFileIsReplaced(t *testing.T) {
 	path := tempLockPath(t)
 	h, _ := holdInHelper(t, path, "{pid}")
-	result := acquireInBackground(context.Background(), path)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	result := acquireInBackground(ctx, path)
 	waitUntil(t, "a waiter on the old file", func() bool { return waiterOn(path) != nil })
 
 	if err := os.Remove(path); err != nil {
@@ -155,7 +157,7 @@ func TestAcquireStartsOverWhenFileIsReplaced(t *testing.T) {
 	h.finish(t) // the old file is free now
 	waitUntil(t, "a waiter on the new file", func() bool {
 		w := waiterOn(path)
-		return w != nil && sameFile(w.file, path, &config{})
+		return w != nil && isFileAtPath(t, w.file, path)
 	})
 	select {
 	case r := <-result:
@@ -168,10 +170,20 @@ func TestAcquireStartsOverWhenFileIsReplaced(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	defer r.lock.Close()
-	if !sameFile(r.lock.f, path, &config{}) {
+	if !isFileAtPath(t, r.lock.f, path) {
 		t.Fatal("Acquire holds a file that is no longer at the path")
 	}
 	assertLocked(t, path, r.lock.Content())
+}
+
+func isFileAtPath(t *testing.T, f *os.File, path string) bool {
+	t.Helper()
+	locked, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	atPath, err := os.Lstat(path)
+	return err == nil && os.SameFile(locked, atPath)
 }
 
 func waiterOn(path string) *waiter {
