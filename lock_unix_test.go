@@ -13,6 +13,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ciEnv is set by .ci/run. Where a test would skip because something it
+// needs is missing (a peer program, root), it fails instead.
+const ciEnv = "LOCKFILE_CI"
+
+// skipOrFail skips a test that cannot run here, unless CI asked for every test.
+func skipOrFail(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv(ciEnv) != "" {
+		t.Fatalf("%s (and %s is set, so this cannot be skipped)", why, ciEnv)
+	}
+	t.Skip(why)
+}
+
 // openDescriptors counts this process's open file descriptors.
 func openDescriptors(t *testing.T) int {
 	t.Helper()
