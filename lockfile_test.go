@@ -254,13 +254,20 @@ func TestRefusedAttemptChangesNothing(t *testing.T) {
 		t.Fatal("another process read a different holder")
 	}
 	h.finish(t)
+	assertTakesOver(t, path, "the holder closed it")
+}
+
+// assertTakesOver takes the free lock on path with the default template and
+// checks that the file then names this process and nothing else.
+func assertTakesOver(t *testing.T, path, after string) {
+	t.Helper()
 	l, err := New(path)
 	if err != nil {
-		t.Fatalf("lock not free after the holder closed it: %v", err)
+		t.Fatalf("lock not free after %s: %v", after, err)
 	}
 	defer l.Close()
 	if got, want := readFile(t, path), " "+strconv.Itoa(os.Getpid())+"\n"; got != want {
-		t.Fatalf("new holder's file holds %q, want %q", got, want)
+		t.Fatalf("after %s, the new holder's file holds %q, want %q", after, got, want)
 	}
 }
 
@@ -343,14 +350,7 @@ func TestKilledHolderReleasesAtOnce(t *testing.T) {
 	h, content := holdInHelper(t, path, "{pid};{hostname} with a long tail to be cut off")
 	assertLocked(t, path, content)
 	h.kill(t)
-	l, err := New(path, WithContentTemplate("{pid}"))
-	if err != nil {
-		t.Fatalf("lock not free after its holder was killed: %v", err)
-	}
-	defer l.Close()
-	if got, want := readFile(t, path), " "+strconv.Itoa(os.Getpid())+"\n"; got != want {
-		t.Fatalf("file holds %q after the dead holder, want %q", got, want)
-	}
+	assertTakesOver(t, path, "its holder was killed")
 }
 
 func TestOnLockHook(t *testing.T) {
