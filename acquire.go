@@ -62,25 +62,28 @@ func lockWait(ctx context.Context, path string, c *config) (*os.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	for {
-		f, err := openLockFile(path, c)
+		probe, err := openLockFile(path, c)
 		if err != nil {
 			return nil, err
 		}
-		if err := tryLock(f); !errors.Is(err, ErrLocked) {
+		if err := tryLock(probe); !errors.Is(err, ErrLocked) {
 			if err != nil {
-				return nil, lockFailed(f, path, err)
+				return nil, lockFailed(probe, path, err)
 			}
-			return f, nil
+			return probe, nil
 		}
-		info, err := f.Stat()
+		info, err := probe.Stat()
 		if err != nil {
-			return nil, lockFailed(f, path, err)
+			return nil, lockFailed(probe, path, err)
 		}
-		locked, err := waitFor(ctx, path, key, f, info)
-		if err != nil {
-			return nil, err
+		locked, err := waitFor(ctx, path, key, probe, info, c)
+		if locked != probe {
+			probe.Close()
 		}
-		if locked == nil {
+		if err != nil || locked == nil {
+			if err != nil {
+				return nil, err
+			}
 			continue // the lock went to another caller of this process
 		}
 		if stillAtPath(info, path, c) {
@@ -90,19 +93,28 @@ func lockWait(ctx context.Context, path string, c *config) (*os.File, error) {
 	}
 }
 
-// waitFor waits until probe, the file at path described by info, is locked
-// for this caller, or ctx is done. It takes ownership of probe. It returns
-// the locked file, or nil if the caller should try again.
-func waitFor(ctx context.Context, path, key string, probe *os.File, info fs.FileInfo) (*os.File, error) {
-	if ctx.Done() == nil {
+// waitFor waits until the file described by info, which probe has open, is
+// locked for this caller, or ctx is done. It returns the locked file (probe
+// itself, or the waiter's), or nil if the caller should try again.
+func waitFor(ctx context.Context, path, key string, probe *os.File, info fs.FileInfo, c *config) (*os.File, error) {
+	gaveUp := func() error {
+		// The holder is read through probe: on Windows, a read through the
+		// waiter's handle would queue behind its blocked lock call.
+		return &LockError{Path: path, Holder: readHolder(probe),
+			Err: fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err())}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return nil, gaveUp()
+	case ctx.Done() == nil:
 		// Nothing can end this wait, so it may block in this goroutine's
 		// own thread; no other caller will be left waiting on it.
 		if err := waitLock(probe); err != nil {
-			return nil, lockFailed(probe, path, err)
+			return nil, &fs.PathError{Op: "lock", Path: path, Err: err}
 		}
 		return probe, nil
 	}
-	w := joinWaiter(key, probe, info)
+	w := joinWaiter(key, path, info, c)
 	select {
 	case locked := <-w.handoff:
 		return locked, nil
@@ -111,11 +123,10 @@ func waitFor(ctx context.Context, path, key string, probe *os.File, info fs.File
 			return nil, &fs.PathError{Op: "lock", Path: path, Err: w.err}
 		}
 		// The lock went to another caller, or was free for a moment
-		// while no one was receiving.
+		// while no one was receiving, or the path names another file.
 		return nil, nil
 	case <-ctx.Done():
-		return nil, &LockError{Path: path, Holder: readHolder(w.file),
-			Err: fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err())}
+		return nil, gaveUp()
 	}
 }
 
@@ -133,11 +144,10 @@ func stillAtPath(locked fs.FileInfo, path string, c *config) bool {
 // A waiter is the one blocking lock call that this process makes on one lock
 // file. Every caller waiting on that file listens to it, and it hands the
 // lock to one of them. Sharing it is what bounds the threads and descriptors
-// of abandoned waits: a call that gives up cannot pull its thread out of the
+// of abandoned waits: a call that gives up cannot pull a thread out of the
 // kernel, but it leaves none of its own behind.
 type waiter struct {
-	file    *os.File      // locked by the blocking call; read for the holder
-	info    fs.FileInfo   // file's identity, taken before the wait
+	info    fs.FileInfo   // the file waited for
 	handoff chan *os.File // unbuffered: only a caller receiving now gets the lock
 	done    chan struct{} // closed when the waiter has finished
 	err     error         // why the blocking call failed, set before done closes
@@ -148,40 +158,51 @@ var waiters = struct {
 	byPath map[string]*waiter
 }{byPath: map[string]*waiter{}}
 
-// joinWaiter returns the waiter on the file that probe refers to, starting
-// one if there is none. It takes ownership of probe: a new waiter blocks on
-// it, and if a waiter exists already probe is closed.
-func joinWaiter(key string, probe *os.File, info fs.FileInfo) *waiter {
+// joinWaiter returns the waiter on the file described by info, starting one
+// if there is none.
+func joinWaiter(key, path string, info fs.FileInfo, c *config) *waiter {
 	waiters.Lock()
 	defer waiters.Unlock()
 	if w := waiters.byPath[key]; w != nil && os.SameFile(w.info, info) {
-		probe.Close()
 		return w
 	}
 	// If there is a waiter, the path names another file now. The old
 	// waiter stays until its file is unlocked, and then finds no one to
 	// give the lock to.
-	w := &waiter{file: probe, info: info, handoff: make(chan *os.File), done: make(chan struct{})}
+	w := &waiter{info: info, handoff: make(chan *os.File), done: make(chan struct{})}
 	waiters.byPath[key] = w
-	go w.wait(key)
+	go w.wait(key, path, c)
 	return w
 }
 
-func (w *waiter) wait(key string) {
+// wait blocks on a descriptor of its own, so that callers keep theirs free
+// for reading the holder and can give up without touching it.
+func (w *waiter) wait(key, path string, c *config) {
 	defer close(w.done)
-	w.err = waitLock(w.file)
+	f, err := openLockFile(path, c)
+	if err == nil {
+		if info, statErr := f.Stat(); statErr != nil || !os.SameFile(info, w.info) {
+			f.Close()
+			f, err = nil, statErr // moved: callers start over
+		}
+	}
+	if f != nil {
+		if err = waitLock(f); err != nil {
+			f.Close()
+			f = nil
+		}
+	}
 	waiters.Lock()
 	if waiters.byPath[key] == w {
 		delete(waiters.byPath, key)
 	}
 	waiters.Unlock()
-
-	if w.err != nil {
-		w.file.Close()
+	w.err = err
+	if f == nil {
 		return
 	}
 	select {
-	case w.handoff <- w.file:
+	case w.handoff <- f:
 	default:
 		// Everyone who waited has given up. Locking this goroutine to its
 		// thread, and never unlocking it, makes the thread that sat in the
@@ -189,6 +210,6 @@ func (w *waiter) wait(key string) {
 		// scheduler's pool. Doing it only now keeps the handoff above
 		// fast: a locked thread needs extra scheduler switches.
 		runtime.LockOSThread()
-		release(w.file, key)
+		release(f, path)
 	}
 }

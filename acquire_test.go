@@ -159,7 +159,8 @@ func TestAcquireStartsOverWhenFileIsReplaced(t *testing.T) {
 	h.finish(t) // the old file is free now
 	waitUntil(t, "a waiter on the new file", func() bool {
 		w := waiterOn(path)
-		return w != nil && isFileAtPath(t, w.file, path)
+		atPath, err := os.Lstat(path)
+		return w != nil && err == nil && os.SameFile(w.info, atPath)
 	})
 	select {
 	case r := <-result:
