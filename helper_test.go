@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,6 +31,30 @@ func TestMain(m *testing.M) {
 		os.Exit(runHelper(mode, strings.Split(os.Getenv(helperArgsEnv), "\n")))
 	}
 	os.Exit(m.Run())
+}
+
+// testDir does what t.TempDir does, but removes the directory entry by
+// entry: Go's os.RemoveAll on Windows uses a call that Wine does not
+// implement, and the Windows suite runs under Wine.
+func testDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "lockfile-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var paths []string
+		filepath.WalkDir(dir, func(path string, _ fs.DirEntry, _ error) error {
+			paths = append(paths, path)
+			return nil
+		})
+		for _, path := range slices.Backward(paths) {
+			if err := os.Remove(path); err != nil {
+				t.Errorf("removing the test directory: %v", err)
+			}
+		}
+	})
+	return dir
 }
 
 // runHelper is the child side. It reports on stdout, one line per event,

@@ -89,7 +89,7 @@ func TestProtectedRegularSharedDirectory(t *testing.T) {
 	}
 	t.Cleanup(func() { os.WriteFile(sysctl, old, 0) })
 
-	dir := t.TempDir()
+	dir := testDir(t)
 	if err := os.Chmod(dir, 0o777|fs.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestProtectedRegularSharedDirectory(t *testing.T) {
 // Root is never refused by file permissions, so the refusal is made on a
 // thread whose file-system user id is an unprivileged one.
 func TestPermissionDeniedIsWrapped(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	readOnly := filepath.Join(dir, "read-only")
 	if err := os.WriteFile(readOnly, []byte(" 1\n"), 0o444); err != nil {
 		t.Fatal(err)
@@ -171,7 +171,5 @@ func TestWriteErrorReleases(t *testing.T) {
 		t.Fatalf("New with a failing write: %v, want EFBIG", err)
 	}
 	assertFree(t, path)
-	if after := openDescriptors(t); after != before {
-		t.Fatalf("a failed write leaked descriptors: %d before, %d after", before, after)
-	}
+	assertNoLeak(t, "a failed write", before, openDescriptors(t))
 }

@@ -3,6 +3,7 @@
 package lockfile
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -25,6 +26,9 @@ func skipOrFail(t *testing.T, why string) {
 	}
 	t.Skip(why)
 }
+
+// descriptorSlack is how many descriptors a leak check forgives: none.
+const descriptorSlack = 0
 
 // openDescriptors counts this process's open file descriptors.
 func openDescriptors(t *testing.T) int {
@@ -82,7 +86,7 @@ func assertMode(t *testing.T, path string, want fs.FileMode) {
 // A link planted where the lock file should be must not make the lock
 // truncate or write the file it points at.
 func TestSymlinkIsRefusedByDefault(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	victim := filepath.Join(dir, "victim")
 	if err := os.WriteFile(victim, []byte("precious data\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -122,7 +126,7 @@ func TestSymlinkIsRefusedByDefault(t *testing.T) {
 }
 
 func TestNonRegularFileIsRefused(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "fifo")
+	fifo := filepath.Join(testDir(t), "fifo")
 	if err := unix.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -147,4 +151,47 @@ func osThreads(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(entries)
+}
+
+// On Unix a lock file can be removed while it is open; on Windows it cannot
+// (see TestOpenLockFileCannotBeRemoved).
+// If the lock file is removed and a new one created and locked while a
+// waiter waits on the old one, the waiter must not end up holding the old,
+// removed file next to the new holder.
+func TestAcquireStartsOverWhenFileIsReplaced(t *testing.T) {
+	path := tempLockPath(t)
+	h, _ := holdInHelper(t, path, "{pid}")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	result := acquireInBackground(ctx, path)
+	waitUntil(t, "a waiter on the old file", func() bool { return waiterOn(path) != nil })
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	newcomer, err := New(path, WithContentTemplate("newcomer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.finish(t) // the old file is free now
+	waitUntil(t, "a waiter on the new file", func() bool {
+		w := waiterOn(path)
+		atPath, err := os.Lstat(path)
+		return w != nil && err == nil && os.SameFile(w.info, atPath)
+	})
+	select {
+	case r := <-result:
+		t.Fatalf("Acquire returned (%v, %v) while the file at the path is held", r.lock, r.err)
+	default:
+	}
+	newcomer.Close()
+	r := <-result
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.lock.Close()
+	if !isFileAtPath(t, r.lock.f, path) {
+		t.Fatal("Acquire holds a file that is no longer at the path")
+	}
+	assertLocked(t, path, r.lock.Content())
 }

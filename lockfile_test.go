@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +21,7 @@ import (
 
 func tempLockPath(t *testing.T) string {
 	t.Helper()
-	return filepath.Join(t.TempDir(), "lock")
+	return filepath.Join(testDir(t), "lock")
 }
 
 // assertLocked fails unless a lock attempt on path is refused with a
@@ -178,7 +179,7 @@ func TestContentFormat(t *testing.T) {
 func TestBadTemplateTouchesNothing(t *testing.T) {
 	for _, template := range []string{"{", "}", "{}", "{pid", "pid}", "{user}", "{pid:>8}", "{pid!r}", "{0}", "a{{b}"} {
 		t.Run(template, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := testDir(t)
 			missing := filepath.Join(dir, "missing")
 			_, err := New(missing, WithContentTemplate(template))
 			var optErr *OptionError
@@ -404,13 +405,13 @@ func TestOnLockErrorReleases(t *testing.T) {
 	path := tempLockPath(t)
 	hookErr := errors.New("state file is corrupt")
 	before := openDescriptors(t)
-	for _, take := range []func() error{
+	for _, take := range slices.Repeat([]func() error{
 		func() error {
 			_, err := NewSimple(path, WithOnLock(func(*os.File) error { return hookErr }))
 			return err
 		},
 		func() error { _, err := New(path, WithOnLock(func(*os.File) error { return hookErr })); return err },
-	} {
+	}, 20) {
 		err := take()
 		if !errors.Is(err, hookErr) || errors.Is(err, ErrLocked) {
 			t.Fatalf("hook failure: %v, want it wrapped, and not ErrLocked", err)
@@ -420,13 +421,11 @@ func TestOnLockErrorReleases(t *testing.T) {
 		}
 		assertFree(t, path)
 	}
-	if after := openDescriptors(t); after != before {
-		t.Fatalf("hook failures leaked descriptors: %d before, %d after", before, after)
-	}
+	assertNoLeak(t, "40 hook failures", before, openDescriptors(t))
 }
 
 func TestOpenErrorsAreWrappedAndNotLocked(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	tests := []struct {
 		name string
 		path string
@@ -471,7 +470,7 @@ func TestOpenErrorsAreWrappedAndNotLocked(t *testing.T) {
 func TestManyProcessesEachIncrementOnce(t *testing.T) {
 	for _, how := range []string{"retry", "wait"} {
 		t.Run(how, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := testDir(t)
 			lockPath := filepath.Join(dir, "lock")
 			counterPath := filepath.Join(dir, "counter")
 			if err := os.WriteFile(counterPath, []byte("0"), 0o644); err != nil {
@@ -525,7 +524,7 @@ func TestHolderIsReadFromByteOne(t *testing.T) {
 }
 
 func TestNoDescriptorLeaks(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	path := filepath.Join(dir, "lock")
 	holder, err := New(path)
 	if err != nil {
@@ -554,7 +553,12 @@ func TestNoDescriptorLeaks(t *testing.T) {
 		}
 		l.Close()
 	}
-	if after := openDescriptors(t); after != before-1 {
-		t.Fatalf("%d descriptors before (one of them the holder's), %d after Close and 200 failures", before, after)
+	assertNoLeak(t, "Close and 200 failures", before-1, openDescriptors(t)) // -1: the holder's
+}
+
+func assertNoLeak(t *testing.T, what string, before, after int) {
+	t.Helper()
+	if after > before+descriptorSlack {
+		t.Fatalf("%s leaked descriptors: %d before, %d after", what, before, after)
 	}
 }
