@@ -14,7 +14,7 @@ import (
 // Where there is no file locking that excludes, every way to take a lock
 // fails with ErrUnsupported, and nothing is created.
 func TestEveryAttemptIsUnsupported(t *testing.T) {
-	path := filepath.Join(testDir(t), "lock")
+	path := filepath.Join(t.TempDir(), "lock")
 	attempts := map[string]func() error{
 		"NewSimple": func() error { _, err := NewSimple(path); return err },
 		"New":       func() error { _, err := New(path); return err },
