@@ -138,16 +138,6 @@ func TestAcquireWithoutDeadlineWaits(t *testing.T) {
 	r.lock.Close()
 }
 
-func isFileAtPath(t *testing.T, f *os.File, path string) bool {
-	t.Helper()
-	locked, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	atPath, err := os.Lstat(path)
-	return err == nil && os.SameFile(locked, atPath)
-}
-
 func waiterOn(path string) *waiter {
 	key, _ := filepath.Abs(path)
 	waiters.Lock()

@@ -195,3 +195,13 @@ func TestAcquireStartsOverWhenFileIsReplaced(t *testing.T) {
 	}
 	assertLocked(t, path, r.lock.Content())
 }
+
+func isFileAtPath(t *testing.T, f *os.File, path string) bool {
+	t.Helper()
+	locked, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	atPath, err := os.Lstat(path)
+	return err == nil && os.SameFile(locked, atPath)
+}
