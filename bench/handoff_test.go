@@ -252,9 +252,12 @@ func BenchmarkHandoff(b *testing.B) {
 				h = &goroutineHolder{f}
 			}
 			latencies := make([][]time.Duration, len(waiters))
-			for b.Loop() {
-				for i, w := range waiters {
-					latencies[i] = append(latencies[i], handoff(b, path, h, w.wait))
+			for round := 0; b.Loop(); round++ {
+				// Each round starts with another waiter, so that none is
+				// always the one that runs after the slow pollers.
+				for k := range waiters {
+					i := (round + k) % len(waiters)
+					latencies[i] = append(latencies[i], handoff(b, path, h, waiters[i].wait))
 				}
 			}
 			raw := percentile(latencies[rawFlock], 0.5)
