@@ -175,7 +175,7 @@ func TestAbandonedWaitsAreBounded(t *testing.T) {
 	fdsWaiting, threadsWaiting, goroutinesWaiting := openDescriptors(t), osThreads(t), runtime.NumGoroutine()
 	t.Logf("after 1000 abandoned waits: descriptors %d -> %d, OS threads %d -> %d, goroutines %d -> %d",
 		fdsBefore, fdsWaiting, threadsBefore, threadsWaiting, goroutinesBefore, goroutinesWaiting)
-	if fdsWaiting > fdsBefore+1+descriptorSlack || goroutinesWaiting > goroutinesBefore+1 {
+	if fdsWaiting > fdsBefore+1 || goroutinesWaiting > goroutinesBefore+1 {
 		t.Fatalf("abandoned waits left %d descriptors and %d goroutines, want at most one each",
 			fdsWaiting-fdsBefore, goroutinesWaiting-goroutinesBefore)
 	}
@@ -186,7 +186,7 @@ func TestAbandonedWaitsAreBounded(t *testing.T) {
 	h.finish(t)
 	waitUntil(t, "the waiter to end", func() bool {
 		return waiterOn(path) == nil && runtime.NumGoroutine() == goroutinesBefore &&
-			openDescriptors(t) <= fdsWithoutHelper+descriptorSlack
+			openDescriptors(t) <= fdsWithoutHelper
 	})
 	t.Logf("after release: descriptors %d, OS threads %d, goroutines %d",
 		openDescriptors(t), osThreads(t), runtime.NumGoroutine())

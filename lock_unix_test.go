@@ -27,9 +27,6 @@ func skipOrFail(t *testing.T, why string) {
 	t.Skip(why)
 }
 
-// descriptorSlack is how many descriptors a leak check forgives: none.
-const descriptorSlack = 0
-
 // openDescriptors counts this process's open file descriptors.
 func openDescriptors(t *testing.T) int {
 	t.Helper()

@@ -558,7 +558,7 @@ func TestNoDescriptorLeaks(t *testing.T) {
 
 func assertNoLeak(t *testing.T, what string, before, after int) {
 	t.Helper()
-	if after > before+descriptorSlack {
+	if after > before {
 		t.Fatalf("%s leaked descriptors: %d before, %d after", what, before, after)
 	}
 }
