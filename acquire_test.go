@@ -74,7 +74,19 @@ func TestAcquireDeadlineNamesHolder(t *testing.T) {
 	if got := startHelper(t, "wait", path, "50ms").expect(t, "timeout"); got != content {
 		t.Fatalf("waiting process read holder %q, want %q", got, content)
 	}
-	h.finish(t)
+	releaseAndOutwait(t, path, func() { h.finish(t) })
+}
+
+// releaseAndOutwait runs release, which lets go of a lock that an abandoned
+// wait in this process was waiting for, and returns once that waiter has
+// let go of the file too: Windows cannot remove a file that is still open.
+func releaseAndOutwait(t *testing.T, path string, release func()) {
+	t.Helper()
+	w := waiterOn(path)
+	release()
+	if w != nil {
+		<-w.done
+	}
 }
 
 func TestAcquireCancel(t *testing.T) {
@@ -83,7 +95,7 @@ func TestAcquireCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer holder.Close()
+	defer releaseAndOutwait(t, path, func() { holder.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	result := acquireInBackground(ctx, path)
 	cancel()
