@@ -21,7 +21,9 @@ import (
 // then even if the kernel call never does, as on a hung network mount.
 //
 // However many calls give up waiting, a process keeps at most one thread
-// and one descriptor blocked in the kernel for each lock file; both are
+// and one descriptor blocked in the kernel for each lock file (each
+// spelling of its path, to be exact: a hard link or a path through a
+// symbolic link to a directory counts as another); both are
 // gone once the lock is released.
 //
 // Because a waiter opens the file before it waits, the path may name a new

@@ -111,12 +111,15 @@ const holderLimit = 4096
 // readHolder returns the content a holder wrote, read through f from byte 1
 // on: byte 0 is the locked byte on Windows. Reading at an offset leaves the
 // file and its position untouched, and any failure just means no holder is
-// named.
+// named. Only the first line counts: a reader that comes between a new
+// holder's write and its truncation sees the tail of the old content after
+// the new content's newline.
 func readHolder(f *os.File) string {
 	buf := make([]byte, holderLimit)
 	n, err := f.ReadAt(buf, 1)
 	if err != nil && err != io.EOF {
 		return ""
 	}
-	return strings.TrimSpace(string(buf[:n]))
+	firstLine, _, _ := strings.Cut(string(buf[:n]), "\n")
+	return strings.TrimSpace(firstLine)
 }

@@ -72,9 +72,11 @@ var ErrNotRegular = errors.New("lock file is not a regular file")
 type LockError struct {
 	// Path is the lock file's path as given.
 	Path string
-	// Holder is what the current holder wrote into the file, with
-	// surrounding white space removed, such as "1234;web-1". It is empty
-	// when the holder wrote nothing.
+	// Holder is the first line of the file's content from byte 1 on, with
+	// surrounding white space removed: what the holder wrote if it is a
+	// LockFile, such as "1234;web-1". A holder that writes nothing leaves
+	// whatever an earlier holder wrote, so Holder can name a process that
+	// is gone; it is empty when the file is empty.
 	Holder string
 	// Err is ErrLocked, or an error that wraps ErrLocked together with
 	// the reason a wait ended, such as context.DeadlineExceeded.
@@ -184,8 +186,8 @@ func WithOnLock(fn func(f *os.File) error) Option {
 
 // WithFollowSymlinks allows the last element of the path to be a symbolic
 // link, which is then followed. By default such a path is refused with
-// [ErrSymlink] on Unix, so that a link planted in a shared directory cannot
-// make a lock write its content into another file.
+// [ErrSymlink], so that a link planted in a shared directory cannot make a
+// lock write its content into another file.
 func WithFollowSymlinks() Option {
 	return func(c *config) { c.followSymlinks = true }
 }

@@ -508,18 +508,28 @@ func TestManyProcessesEachIncrementOnce(t *testing.T) {
 
 // The holder is read from byte 1 on, because on Windows nobody but the
 // holder can read the locked byte 0.
-func TestHolderIsReadFromByteOne(t *testing.T) {
+//
+// Only the first line is the holder: a new holder writes its content and
+// then truncates, and a reader in between sees the old content's tail.
+func TestHolderIsFirstLineFromByteOne(t *testing.T) {
 	path := tempLockPath(t)
-	if err := os.WriteFile(path, []byte("X 77;host\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if got := readHolder(f); got != "77;host" {
-		t.Fatalf("readHolder = %q, want %q", got, "77;host")
+	for content, want := range map[string]string{
+		"X 77;host\n":                  "77;host",
+		" 99;h\n3456;long-host-name\n": "99;h",
+		"":                             "",
+		" \n":                          "",
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readHolder(f); got != want {
+			t.Errorf("readHolder of %q = %q, want %q", content, got, want)
+		}
+		f.Close()
 	}
 }
 
