@@ -41,6 +41,12 @@
 // A file system that cannot lock at all (NFS mounted without a lock manager,
 // some FUSE and SMB mounts) also fails with [ErrUnsupported], never with a
 // lock that does not exclude.
+//
+// On NFS, Linux carries out flock(2) with the server's byte-range locks,
+// which belong to the process: there, processes still exclude each other,
+// but two lock objects of one process do not, and closing any descriptor of
+// the lock file in the holding process (a second lock attempt's included)
+// drops its lock. Keep one lock object per NFS lock file per process.
 package lockfile
 
 import (
