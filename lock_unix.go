@@ -21,8 +21,8 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (*os
 	}
 	f, err := os.OpenFile(path, flag, perm)
 	if err != nil && !followSymlinks {
-		if info, lerr := os.Lstat(path); lerr == nil && info.Mode()&fs.ModeSymlink != 0 {
-			return nil, &fs.PathError{Op: "open", Path: path, Err: ErrSymlink}
+		if linkErr := refuseSymlink(path); linkErr != nil {
+			return nil, linkErr
 		}
 	}
 	return f, err

@@ -19,8 +19,8 @@ import (
 // unless asked to), the same as on Unix.
 func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (*os.File, error) {
 	if !followSymlinks {
-		if info, err := os.Lstat(path); err == nil && info.Mode()&fs.ModeSymlink != 0 {
-			return nil, &fs.PathError{Op: "open", Path: path, Err: ErrSymlink}
+		if err := refuseSymlink(path); err != nil {
+			return nil, err
 		}
 	}
 	return os.OpenFile(path, flag, perm)

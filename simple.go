@@ -206,6 +206,15 @@ func openLockFile(path string, c *config) (*os.File, error) {
 	return f, nil
 }
 
+// refuseSymlink returns an ErrSymlink error if the last element of path is
+// a symbolic link, and nil otherwise.
+func refuseSymlink(path string) error {
+	if info, err := os.Lstat(path); err == nil && info.Mode()&fs.ModeSymlink != 0 {
+		return &fs.PathError{Op: "open", Path: path, Err: ErrSymlink}
+	}
+	return nil
+}
+
 // hold finishes taking a lock on f, which is locked: it writes content, if
 // any, runs the hook, and records the lock as held. If either step fails,
 // the lock is released and f closed.
