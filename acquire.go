@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 )
 
@@ -206,12 +205,6 @@ func (w *waiter) wait(key, path string, c *config) {
 	select {
 	case w.handoff <- f:
 	default:
-		// Everyone who waited has given up. Locking this goroutine to its
-		// thread, and never unlocking it, makes the thread that sat in the
-		// kernel exit with the goroutine instead of idling in the
-		// scheduler's pool. Doing it only now keeps the handoff above
-		// fast: a locked thread needs extra scheduler switches.
-		runtime.LockOSThread()
-		release(f, path)
+		release(f, path) // everyone who waited has given up
 	}
 }
