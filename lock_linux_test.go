@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
@@ -172,4 +173,36 @@ func TestWriteErrorReleases(t *testing.T) {
 	}
 	assertFree(t, path)
 	assertNoLeak(t, "a failed write", before, openDescriptors(t))
+}
+
+// threadsBlockedInLock counts this process's threads that are in flock(2)
+// now, from /proc/self/task/*/syscall, whose first field is the number of
+// the system call a thread is in.
+func threadsBlockedInLock(t *testing.T) int {
+	t.Helper()
+	tasks, err := filepath.Glob("/proc/self/task/*/syscall")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := 0
+	for _, task := range tasks {
+		data, err := os.ReadFile(task)
+		if err != nil {
+			continue // the thread has exited
+		}
+		if nr, _, _ := strings.Cut(string(data), " "); nr == strconv.Itoa(unix.SYS_FLOCK) {
+			blocked++
+		}
+	}
+	return blocked
+}
+
+// osThreads counts this process's OS threads.
+func osThreads(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
 }

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -137,44 +135,6 @@ func TestNonRegularFileIsRefused(t *testing.T) {
 			t.Fatalf("NewSimple(%s) = %v, want ErrNotRegular", path, err)
 		}
 	}
-}
-
-// threadsBlockedInLock counts this process's threads that are in flock(2)
-// now, where the system tells (Linux, through /proc/self/task/*/syscall,
-// whose first field is the number of the system call a thread is in).
-func threadsBlockedInLock(t *testing.T) int {
-	t.Helper()
-	if runtime.GOOS != "linux" {
-		return 0
-	}
-	tasks, err := filepath.Glob("/proc/self/task/*/syscall")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocked := 0
-	for _, task := range tasks {
-		data, err := os.ReadFile(task)
-		if err != nil {
-			continue // the thread has exited
-		}
-		if nr, _, _ := strings.Cut(string(data), " "); nr == strconv.Itoa(unix.SYS_FLOCK) {
-			blocked++
-		}
-	}
-	return blocked
-}
-
-// osThreads counts this process's OS threads, where the system tells.
-func osThreads(t *testing.T) int {
-	t.Helper()
-	if runtime.GOOS != "linux" {
-		return 0
-	}
-	entries, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
 }
 
 // On Unix a lock file can be removed while it is open; on Windows it cannot

@@ -51,12 +51,6 @@ func TestLockCoversByteZeroOnly(t *testing.T) {
 	windows.UnlockFileEx(windows.Handle(other.Fd()), 0, 1, 0, &windows.Overlapped{Offset: 1})
 }
 
-// threadsBlockedInLock is not counted on Windows; Wine would show its own.
-func threadsBlockedInLock(t *testing.T) int { return 0 }
-
-// osThreads is not counted on Windows; Wine would report its own threads.
-func osThreads(t *testing.T) int { return 0 }
-
 // Go opens files without FILE_SHARE_DELETE, so while anyone has the lock
 // file open, whether holding or waiting, it cannot be removed: the race in
 // which a waiter locks a removed file next to a new one cannot start here.
