@@ -572,3 +572,31 @@ func assertNoLeak(t *testing.T, what string, before, after int) {
 		t.Fatalf("%s leaked descriptors: %d before, %d after", what, before, after)
 	}
 }
+
+// Any template either is refused with an *OptionError or renders to the
+// zc.lockfile format; text without braces comes out as it went in.
+func FuzzContentTemplate(f *testing.F) {
+	for _, seed := range []string{"{pid}", "{pid};{hostname}", "{{}}", "{", "}", "{pid:>8}", "a{{b}}c", "plain"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, template string) {
+		parsed, err := parseTemplate(template)
+		if err != nil {
+			var optErr *OptionError
+			if !errors.As(err, &optErr) {
+				t.Fatalf("parseTemplate(%q) = %v, want an *OptionError", template, err)
+			}
+			return
+		}
+		content, err := parsed.render()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(content) < 2 || content[0] != ' ' || content[len(content)-1] != '\n' {
+			t.Fatalf("template %q renders as %q", template, content)
+		}
+		if !strings.ContainsAny(template, "{}") && string(content) != " "+template+"\n" {
+			t.Fatalf("template %q without fields renders as %q", template, content)
+		}
+	})
+}
