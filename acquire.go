@@ -58,10 +58,6 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error
 
 // lockWait locks the file at path, waiting while someone else holds it.
 func lockWait(ctx context.Context, path string, c *config) (*os.File, error) {
-	key, err := filepath.Abs(path)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
 	for {
 		probe, err := openLockFile(path, c)
 		if err != nil {
@@ -77,7 +73,7 @@ func lockWait(ctx context.Context, path string, c *config) (*os.File, error) {
 		if err != nil {
 			return nil, lockFailed(probe, path, err)
 		}
-		locked, err := waitFor(ctx, path, key, probe, info, c)
+		locked, err := waitFor(ctx, path, probe, info, c)
 		if locked != probe {
 			probe.Close()
 		}
@@ -97,7 +93,7 @@ func lockWait(ctx context.Context, path string, c *config) (*os.File, error) {
 // waitFor waits until the file described by info, which probe has open, is
 // locked for this caller, or ctx is done. It returns the locked file (probe
 // itself, or the waiter's), or nil if the caller should try again.
-func waitFor(ctx context.Context, path, key string, probe *os.File, info fs.FileInfo, c *config) (*os.File, error) {
+func waitFor(ctx context.Context, path string, probe *os.File, info fs.FileInfo, c *config) (*os.File, error) {
 	gaveUp := func() error {
 		// The holder is read through probe: on Windows, a read through the
 		// waiter's handle would queue behind its blocked lock call.
@@ -114,6 +110,13 @@ func waitFor(ctx context.Context, path, key string, probe *os.File, info fs.File
 			return nil, &fs.PathError{Op: "lock", Path: path, Err: err}
 		}
 		return probe, nil
+	}
+	// Waiters are found by absolute path, so that a relative one means the
+	// same file after a change of directory. Only a real wait needs it,
+	// and so only a real wait pays for the getcwd(2) behind it.
+	key, err := filepath.Abs(path)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	w := joinWaiter(key, path, info, c)
 	select {

@@ -14,13 +14,15 @@ import (
 // openFile opens path with flag. Unless followSymlinks is set, O_NOFOLLOW
 // makes the open fail if the last element is a symbolic link; the errno for
 // that differs between systems (ELOOP, EMLINK, EFTYPE), so the path is
-// looked at again to report it the same way everywhere.
+// looked at again to report it the same way everywhere. A missing file
+// (ENOENT) or one that O_EXCL found (EEXIST) is never a link refused by
+// O_NOFOLLOW, so creating a lock file costs no extra look.
 func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (*os.File, error) {
 	if !followSymlinks {
 		flag |= unix.O_NOFOLLOW
 	}
 	f, err := os.OpenFile(path, flag, perm)
-	if err != nil && !followSymlinks {
+	if err != nil && !followSymlinks && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
 		if linkErr := refuseSymlink(path); linkErr != nil {
 			return nil, linkErr
 		}

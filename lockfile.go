@@ -130,7 +130,9 @@ type config struct {
 	err            error // the first invalid option
 }
 
-const defaultTemplate = "{pid}"
+// defaultTemplate is what New writes without WithContentTemplate. It is
+// parsed once and never changed.
+var defaultTemplate, _ = parseTemplate("{pid}")
 
 func newConfig(opts []Option) (*config, error) {
 	c := &config{perm: 0o644}

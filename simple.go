@@ -100,7 +100,7 @@ func newContentConfig(opts []Option) (*config, []byte, error) {
 		return nil, nil, err
 	}
 	if c.template == nil {
-		c.template, _ = parseTemplate(defaultTemplate)
+		c.template = defaultTemplate
 	}
 	content, err := c.template.render()
 	if err != nil {
@@ -156,12 +156,10 @@ func lockNow(path string, c *config) (*os.File, error) {
 
 // lockFailed closes f, which is not locked, and describes why.
 func lockFailed(f *os.File, path string, err error) error {
+	defer f.Close()
 	if errors.Is(err, ErrLocked) {
-		holder := readHolder(f)
-		f.Close()
-		return &LockError{Path: path, Holder: holder, Err: err}
+		return &LockError{Path: path, Holder: readHolder(f), Err: err}
 	}
-	f.Close()
 	return &fs.PathError{Op: "lock", Path: path, Err: err}
 }
 
