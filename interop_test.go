@@ -52,9 +52,7 @@ func startZC(t *testing.T, mode, path, template string) *helper {
 func TestInteropZCHoldsGoIsRefused(t *testing.T) {
 	path := tempLockPath(t)
 	// A longer old content must be cut off by zc.lockfile as by this package.
-	if err := os.WriteFile(path, []byte(" 999999;an-old-and-long-host-name\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, " 999999;an-old-and-long-host-name\n")
 	zc := startZC(t, "hold", path, "{pid};{hostname}")
 	zc.expect(t, "locked")
 	content := strconv.Itoa(zc.cmd.Process.Pid) + ";" + hostname(t)

@@ -85,9 +85,7 @@ func assertMode(t *testing.T, path string, want fs.FileMode) {
 func TestSymlinkIsRefusedByDefault(t *testing.T) {
 	dir := testDir(t)
 	victim := filepath.Join(dir, "victim")
-	if err := os.WriteFile(victim, []byte("precious data\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, victim, "precious data\n")
 	link := filepath.Join(dir, "lock")
 	if err := os.Symlink(victim, link); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@
 package lockfile
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -63,6 +62,13 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func hostname(t *testing.T) string {
@@ -153,9 +159,7 @@ func TestContentFormat(t *testing.T) {
 		t.Run(tt.template, func(t *testing.T) {
 			path := tempLockPath(t)
 			// A longer old content must not survive past the new one.
-			if err := os.WriteFile(path, bytes.Repeat([]byte("x"), 300), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, path, strings.Repeat("x", 300))
 			var opts []Option
 			if tt.template != "" {
 				opts = append(opts, WithContentTemplate(tt.template))
@@ -193,9 +197,7 @@ func TestBadTemplateTouchesNothing(t *testing.T) {
 				t.Fatalf("a bad template created the file: %v", err)
 			}
 			existing := filepath.Join(dir, "existing")
-			if err := os.WriteFile(existing, []byte(" old\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, existing, " old\n")
 			if _, err := New(existing, WithContentTemplate(template)); err == nil {
 				t.Fatal("New succeeded with a bad template")
 			}
@@ -473,9 +475,7 @@ func TestManyProcessesEachIncrementOnce(t *testing.T) {
 			dir := testDir(t)
 			lockPath := filepath.Join(dir, "lock")
 			counterPath := filepath.Join(dir, "counter")
-			if err := os.WriteFile(counterPath, []byte("0"), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, counterPath, "0")
 			const processes, rounds, goroutines = 5, 10, 5
 			var helpers []*helper
 			for range processes {
@@ -519,9 +519,7 @@ func TestHolderIsFirstLineFromByteOne(t *testing.T) {
 		"":                             "",
 		" \n":                          "",
 	} {
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, path, content)
 		f, err := os.Open(path)
 		if err != nil {
 			t.Fatal(err)
