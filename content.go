@@ -1,11 +1,65 @@
 package lockfile
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
 )
+
+// ExpandTemplate returns what the content template t expands to in this
+// process: the text [New] would write with [WithContentTemplate](t), without
+// the leading space and the trailing newline. A template New would refuse
+// is refused here with the same [*OptionError]. Other lock implementations,
+// such as one kept in a network store, use it to name their holder in the
+// same words as a lock file.
+func ExpandTemplate(t string) (string, error) {
+	parsed, err := parseTemplate(t)
+	if err != nil {
+		return "", err
+	}
+	content, err := parsed.render()
+	if err != nil {
+		return "", fmt.Errorf("lockfile: content template: %w", err)
+	}
+	return string(content[1 : len(content)-1]), nil
+}
+
+// Holder reports whether the lock on the file at path is held and, if it
+// is, what [LockError.Holder] would say of the holder. It opens the file
+// for reading only and never creates, truncates or writes it: a missing
+// file is a free lock. A symbolic link or a file that is not a regular file
+// is refused as [NewSimple] refuses it.
+//
+// To tell, Holder takes a shared lock and drops it at once. A lock taken
+// at that very instant by someone else may therefore be refused as held;
+// two calls of Holder never refuse each other.
+func Holder(path string) (holder string, held bool, err error) {
+	f, err := openFile(path, os.O_RDONLY, 0, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	if err := checkRegular(f, path); err != nil {
+		return "", false, err
+	}
+	switch err := tryLockShared(f); {
+	case errors.Is(err, ErrLocked):
+		return readHolder(f), true, nil
+	case err != nil:
+		return "", false, &fs.PathError{Op: "lock", Path: path, Err: err}
+	}
+	if err := unlock(f); err != nil {
+		return "", false, &fs.PathError{Op: "unlock", Path: path, Err: err}
+	}
+	return "", false, nil
+}
 
 // A template is a parsed content template: literal text and fields, in order.
 type template struct {

@@ -191,3 +191,32 @@ func ExampleAcquire() {
 	// gave up waiting; held by migrator on db-2
 	// took over: migrator on db-3
 }
+
+// Holder tells whether a lock is held, and by whom, without taking it and
+// without creating the file, as a status command would.
+func ExampleHolder() {
+	dir := tempDir()
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "service.lock")
+
+	_, held, err := lockfile.Holder(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("held:", held)
+
+	lock, err := lockfile.New(path, lockfile.WithContentTemplate("nightly-backup"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer lock.Close()
+
+	holder, held, err := lockfile.Holder(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("held:", held, "by", holder)
+	// Output:
+	// held: false
+	// held: true by nightly-backup
+}

@@ -17,6 +17,7 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (*os
 	return nil, &fs.PathError{Op: "open", Path: path, Err: ErrUnsupported}
 }
 
-func tryLock(f *os.File) error  { return ErrUnsupported }
-func waitLock(f *os.File) error { return ErrUnsupported }
-func unlock(f *os.File) error   { return ErrUnsupported }
+func tryLock(f *os.File) error       { return ErrUnsupported }
+func tryLockShared(f *os.File) error { return ErrUnsupported }
+func waitLock(f *os.File) error      { return ErrUnsupported }
+func unlock(f *os.File) error        { return ErrUnsupported }

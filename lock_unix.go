@@ -38,6 +38,12 @@ func tryLock(f *os.File) error {
 	return flock(f, unix.LOCK_EX|unix.LOCK_NB)
 }
 
+// tryLockShared takes flock(2)'s shared lock without waiting, to learn
+// whether anyone holds the exclusive one.
+func tryLockShared(f *os.File) error {
+	return flock(f, unix.LOCK_SH|unix.LOCK_NB)
+}
+
 // waitLock takes the exclusive lock, blocking in the kernel until it is free.
 func waitLock(f *os.File) error {
 	return flock(f, unix.LOCK_EX)

@@ -101,6 +101,9 @@ func TestSymlinkIsRefusedByDefault(t *testing.T) {
 		if _, err := NewSimple(path); !errors.Is(err, ErrSymlink) {
 			t.Fatalf("NewSimple(%s) = %v, want ErrSymlink", path, err)
 		}
+		if _, _, err := Holder(path); !errors.Is(err, ErrSymlink) {
+			t.Fatalf("Holder(%s) = %v, want ErrSymlink", path, err)
+		}
 	}
 	if got := readFile(t, victim); got != "precious data\n" {
 		t.Fatalf("the link's target was changed to %q", got)

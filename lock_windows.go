@@ -39,6 +39,12 @@ func tryLock(f *os.File) error {
 	return lockFileEx(f, windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY)
 }
 
+// tryLockShared takes a shared lock on the same byte without waiting, to
+// learn whether anyone holds the exclusive one.
+func tryLockShared(f *os.File) error {
+	return lockFileEx(f, windows.LOCKFILE_FAIL_IMMEDIATELY)
+}
+
 // waitLock takes the exclusive lock, blocking in the kernel until it is free.
 // Go opens files for synchronous I/O, so LockFileEx returns only once the
 // lock is held.

@@ -194,14 +194,24 @@ func openLockFile(path string, c *config) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+	if err := checkRegular(f, path); err != nil {
 		f.Close()
-		if err == nil {
-			err = ErrNotRegular
-		}
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+		return nil, err
 	}
 	return f, nil
+}
+
+// checkRegular refuses a device, a named pipe or a directory: locking one
+// would work on most systems and mean nothing.
+func checkRegular(f *os.File, path string) error {
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = ErrNotRegular
+	}
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return nil
 }
 
 // refuseSymlink returns an ErrSymlink error if the last element of path is

@@ -1,0 +1,93 @@
+package lockfile
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"strconv"
+	"testing"
+)
+
+func TestHolderOfMissingFileIsFreeAndCreatesNothing(t *testing.T) {
+	path := tempLockPath(t)
+	holder, held, err := Holder(path)
+	if err != nil || held || holder != "" {
+		t.Fatalf("Holder(missing) = %q, %v, %v; want free", holder, held, err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Holder created %s: %v", path, err)
+	}
+}
+
+func TestHolderNamesHolderAndChangesNothing(t *testing.T) {
+	path := tempLockPath(t)
+	h, content := holdInHelper(t, path, "{pid};worker")
+	before := readFile(t, path)
+
+	holder, held, err := Holder(path)
+	if err != nil || !held || holder != content {
+		t.Fatalf("Holder = %q, %v, %v; want %q, true, nil", holder, held, err, content)
+	}
+	if after := readFile(t, path); after != before {
+		t.Fatalf("Holder changed the file: %q -> %q", before, after)
+	}
+	assertLocked(t, path, content) // still held by the helper
+
+	h.finish(t)
+	holder, held, err = Holder(path)
+	if err != nil || held || holder != "" {
+		t.Fatalf("after release Holder = %q, %v, %v; want free", holder, held, err)
+	}
+	if after := readFile(t, path); after != before {
+		t.Fatalf("Holder changed the file: %q -> %q", before, after)
+	}
+	assertFree(t, path)
+}
+
+func TestHolderSeesLockObjectOfThisProcess(t *testing.T) {
+	path := tempLockPath(t)
+	l, err := New(path, WithContentTemplate("here"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if holder, held, err := Holder(path); err != nil || !held || holder != "here" {
+		t.Fatalf("Holder = %q, %v, %v; want \"here\", true, nil", holder, held, err)
+	}
+}
+
+func TestHolderRefusesWhatNewRefuses(t *testing.T) {
+	dir := testDir(t)
+	if _, _, err := Holder(dir); !errors.Is(err, ErrNotRegular) {
+		t.Fatalf("Holder(directory) = %v, want ErrNotRegular", err)
+	}
+	if _, held, err := Holder(dir + "/missing/lock"); err != nil || held {
+		t.Fatalf("Holder(missing parent) = %v, %v; want free", held, err)
+	}
+}
+
+func TestExpandTemplateIsWhatNewWrites(t *testing.T) {
+	path := tempLockPath(t)
+	for _, tmpl := range []string{"{pid}", "{pid};{hostname}", "{{literal}}", ""} {
+		want, err := ExpandTemplate(tmpl)
+		if err != nil {
+			t.Fatalf("ExpandTemplate(%q): %v", tmpl, err)
+		}
+		l, err := New(path, WithContentTemplate(tmpl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := l.Content()
+		l.Close()
+		if got != want || readFile(t, path) != " "+want+"\n" {
+			t.Fatalf("template %q: ExpandTemplate %q, New wrote %q", tmpl, want, readFile(t, path))
+		}
+	}
+	if got, _ := ExpandTemplate("{pid}"); got != strconv.Itoa(os.Getpid()) {
+		t.Fatalf("ExpandTemplate({pid}) = %q", got)
+	}
+	var optErr *OptionError
+	if _, err := ExpandTemplate("{user}"); !errors.As(err, &optErr) || optErr.Option != "WithContentTemplate" {
+		t.Fatalf("ExpandTemplate({user}) = %v, want an *OptionError", err)
+	}
+}
