@@ -165,15 +165,21 @@ const holderLimit = 4096
 // readHolder returns the content a holder wrote, read through f from byte 1
 // on: byte 0 is the locked byte on Windows. Reading at an offset leaves the
 // file and its position untouched, and any failure just means no holder is
-// named. Only the first line counts: a reader that comes between a new
-// holder's write and its truncation sees the tail of the old content after
-// the new content's newline.
+// named.
 func readHolder(f *os.File) string {
 	buf := make([]byte, holderLimit)
 	n, err := f.ReadAt(buf, 1)
 	if err != nil && err != io.EOF {
 		return ""
 	}
-	firstLine, _, _ := strings.Cut(string(buf[:n]), "\n")
+	return holderFrom(buf[:n])
+}
+
+// holderFrom names the holder in a lock file's content from byte 1 on. Only
+// the first line counts: a reader that comes between a new holder's write
+// and its truncation sees the tail of the old content after the new
+// content's newline, and a holder killed while writing leaves no newline.
+func holderFrom(content []byte) string {
+	firstLine, _, _ := strings.Cut(string(content), "\n")
 	return strings.TrimSpace(firstLine)
 }
