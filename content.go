@@ -178,7 +178,7 @@ func readHolder(f *os.File) string {
 // holderFrom names the holder in a lock file's content from byte 1 on. Only
 // the first line counts: a reader that comes between a new holder's write
 // and its truncation sees the tail of the old content after the new
-// content's newline, and a holder killed while writing leaves no newline.
+// content's newline.
 func holderFrom(content []byte) string {
 	firstLine, _, _ := strings.Cut(string(content), "\n")
 	return strings.TrimSpace(firstLine)
