@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 )
@@ -35,65 +34,86 @@ func AcquireSimple(ctx context.Context, path string, opts ...Option) (*SimpleLoc
 	if err != nil {
 		return nil, err
 	}
-	f, err := lockWait(ctx, path, c)
+	f, st, err := lockWait(ctx, path, c)
 	if err != nil {
 		return nil, err
 	}
-	return newSimpleLockFile(path, f, c)
+	l := &SimpleLockFile{path: path}
+	if err := l.hold(f, st, nil, c); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // Acquire takes the lock as [AcquireSimple] does and then writes the
 // content, as [New] does.
 func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error) {
-	c, content, err := newContentConfig(opts)
+	l, c, err := newLockFile(path, opts)
 	if err != nil {
 		return nil, err
 	}
-	f, err := lockWait(ctx, path, c)
+	f, st, err := lockWait(ctx, path, c)
 	if err != nil {
 		return nil, err
 	}
-	return newLockFile(path, f, content, c)
+	if err := l.hold(f, st, l.content, c); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
-// lockWait locks the file at path, waiting while someone else holds it.
-func lockWait(ctx context.Context, path string, c *config) (*os.File, error) {
+// lockWait locks the file at path, waiting while someone else holds it, and
+// describes the locked file.
+func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, error) {
 	for {
 		probe, err := openLockFile(path, c)
 		if err != nil {
-			return nil, err
+			return sysFile{}, fileStat{}, err
 		}
-		if err := tryLock(probe); !errors.Is(err, ErrLocked) {
+		if err := probe.tryLock(); !errors.Is(err, ErrLocked) {
 			if err != nil {
-				return nil, lockFailed(probe, path, err)
+				return sysFile{}, fileStat{}, lockFailed(probe, path, err)
 			}
-			return probe, nil
+			st, err := checkRegular(probe, path)
+			if err != nil {
+				probe.close()
+				return sysFile{}, fileStat{}, err
+			}
+			return probe, st, nil
 		}
-		info, err := probe.Stat()
+		waitedFor, err := checkRegular(probe, path)
 		if err != nil {
-			return nil, lockFailed(probe, path, err)
+			probe.close()
+			return sysFile{}, fileStat{}, err
 		}
-		locked, err := waitFor(ctx, path, probe, info, c)
-		if locked != probe {
-			probe.Close()
+		locked, ok, err := waitFor(ctx, path, probe, waitedFor, c)
+		if !ok || locked != probe {
+			probe.close()
 		}
-		if err != nil || locked == nil {
-			if err != nil {
-				return nil, err
-			}
+		if err != nil {
+			return sysFile{}, fileStat{}, err
+		}
+		if !ok {
 			continue // the lock went to another caller of this process
 		}
-		if stillAtPath(info, path, c) {
-			return locked, nil
+		// The size may have changed while waiting, and the file may no
+		// longer be the one at the path.
+		st, err := checkRegular(locked, path)
+		if err != nil {
+			release(locked, path)
+			return sysFile{}, fileStat{}, err
+		}
+		if atPath, err := statPath(path, c.followSymlinks); err == nil && atPath.sameFile(st) {
+			return locked, st, nil
 		}
 		release(locked, path) // a file no longer at path; try the one there now
 	}
 }
 
-// waitFor waits until the file described by info, which probe has open, is
+// waitFor waits until the file described by st, which probe has open, is
 // locked for this caller, or ctx is done. It returns the locked file (probe
-// itself, or the waiter's), or nil if the caller should try again.
-func waitFor(ctx context.Context, path string, probe *os.File, info fs.FileInfo, c *config) (*os.File, error) {
+// itself, or the waiter's) and true, or false if the caller should try again.
+func waitFor(ctx context.Context, path string, probe sysFile, st fileStat, c *config) (sysFile, bool, error) {
 	gaveUp := func() error {
 		// The holder is read through probe: on Windows, a read through the
 		// waiter's handle would queue behind its blocked lock call.
@@ -102,47 +122,36 @@ func waitFor(ctx context.Context, path string, probe *os.File, info fs.FileInfo,
 	}
 	switch {
 	case ctx.Err() != nil:
-		return nil, gaveUp()
+		return sysFile{}, false, gaveUp()
 	case ctx.Done() == nil:
 		// Nothing can end this wait, so it may block in this goroutine's
 		// own thread; no other caller will be left waiting on it.
-		if err := waitLock(probe); err != nil {
-			return nil, &fs.PathError{Op: "lock", Path: path, Err: err}
+		if err := probe.waitLock(); err != nil {
+			return sysFile{}, false, &fs.PathError{Op: "lock", Path: path, Err: err}
 		}
-		return probe, nil
+		return probe, true, nil
 	}
 	// Waiters are found by absolute path, so that a relative one means the
 	// same file after a change of directory. Only a real wait needs it,
 	// and so only a real wait pays for the getcwd(2) behind it.
 	key, err := filepath.Abs(path)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+		return sysFile{}, false, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	w := joinWaiter(key, path, info, c)
+	w := joinWaiter(key, path, st, c)
 	select {
 	case locked := <-w.handoff:
-		return locked, nil
+		return locked, true, nil
 	case <-w.done:
 		if w.err != nil {
-			return nil, &fs.PathError{Op: "lock", Path: path, Err: w.err}
+			return sysFile{}, false, &fs.PathError{Op: "lock", Path: path, Err: w.err}
 		}
 		// The lock went to another caller, or was free for a moment
 		// while no one was receiving, or the path names another file.
-		return nil, nil
+		return sysFile{}, false, nil
 	case <-ctx.Done():
-		return nil, gaveUp()
+		return sysFile{}, false, gaveUp()
 	}
-}
-
-// stillAtPath reports whether the file described by locked is the one at
-// path now.
-func stillAtPath(locked fs.FileInfo, path string, c *config) bool {
-	stat := os.Lstat
-	if c.followSymlinks {
-		stat = os.Stat
-	}
-	atPath, err := stat(path)
-	return err == nil && os.SameFile(locked, atPath)
 }
 
 // A waiter is the one blocking lock call that this process makes on one lock
@@ -151,8 +160,8 @@ func stillAtPath(locked fs.FileInfo, path string, c *config) bool {
 // of abandoned waits: a call that gives up cannot pull a thread out of the
 // kernel, but it leaves none of its own behind.
 type waiter struct {
-	info    fs.FileInfo   // the file waited for
-	handoff chan *os.File // unbuffered: only a caller receiving now gets the lock
+	file    fileStat      // the file waited for
+	handoff chan sysFile  // unbuffered: only a caller receiving now gets the lock
 	done    chan struct{} // closed when the waiter has finished
 	err     error         // why the blocking call failed, set before done closes
 }
@@ -164,16 +173,16 @@ var waiters = struct {
 
 // joinWaiter returns the waiter on the file described by info, starting one
 // if there is none.
-func joinWaiter(key, path string, info fs.FileInfo, c *config) *waiter {
+func joinWaiter(key, path string, file fileStat, c *config) *waiter {
 	waiters.Lock()
 	defer waiters.Unlock()
-	if w := waiters.byPath[key]; w != nil && os.SameFile(w.info, info) {
+	if w := waiters.byPath[key]; w != nil && w.file.sameFile(file) {
 		return w
 	}
 	// If there is a waiter, the path names another file now. The old
 	// waiter stays until its file is unlocked, and then finds no one to
 	// give the lock to.
-	w := &waiter{info: info, handoff: make(chan *os.File), done: make(chan struct{})}
+	w := &waiter{file: file, handoff: make(chan sysFile), done: make(chan struct{})}
 	waiters.byPath[key] = w
 	go w.wait(key, path, c)
 	return w
@@ -184,16 +193,17 @@ func joinWaiter(key, path string, info fs.FileInfo, c *config) *waiter {
 func (w *waiter) wait(key, path string, c *config) {
 	defer close(w.done)
 	f, err := openLockFile(path, c)
-	if err == nil {
-		if info, statErr := f.Stat(); statErr != nil || !os.SameFile(info, w.info) {
-			f.Close()
-			f, err = nil, statErr // moved: callers start over
+	opened := err == nil
+	if opened {
+		if st, statErr := f.stat(); statErr != nil || !st.sameFile(w.file) {
+			f.close()
+			opened, err = false, statErr // moved: callers start over
 		}
 	}
-	if f != nil {
-		if err = waitLock(f); err != nil {
-			f.Close()
-			f = nil
+	if opened {
+		if err = f.waitLock(); err != nil {
+			f.close()
+			opened = false
 		}
 	}
 	waiters.Lock()
@@ -202,7 +212,7 @@ func (w *waiter) wait(key, path string, c *config) {
 	}
 	waiters.Unlock()
 	w.err = err
-	if f == nil {
+	if !opened {
 		return
 	}
 	select {

@@ -1,9 +1,9 @@
 package lockfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"strconv"
@@ -21,7 +21,7 @@ func ExpandTemplate(t string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	content, err := parsed.render()
+	content, err := parsed.render(nil)
 	if err != nil {
 		return "", fmt.Errorf("lockfile: content template: %w", err)
 	}
@@ -45,17 +45,17 @@ func Holder(path string) (holder string, held bool, err error) {
 	if err != nil {
 		return "", false, err
 	}
-	defer f.Close()
-	if err := checkRegular(f, path); err != nil {
+	defer f.close()
+	if _, err := checkRegular(f, path); err != nil {
 		return "", false, err
 	}
-	switch err := tryLockShared(f); {
+	switch err := f.tryLockShared(); {
 	case errors.Is(err, ErrLocked):
 		return readHolder(f), true, nil
 	case err != nil:
 		return "", false, &fs.PathError{Op: "lock", Path: path, Err: err}
 	}
-	if err := unlock(f); err != nil {
+	if err := f.unlock(); err != nil {
 		return "", false, &fs.PathError{Op: "unlock", Path: path, Err: err}
 	}
 	return "", false, nil
@@ -124,10 +124,11 @@ func parseTemplate(t string) (*template, error) {
 	return tmpl, nil
 }
 
-// render returns the file's full content: a space, the expanded template and
-// a newline. The space keeps the content off byte 0, which is the locked
-// byte on Windows and cannot be read there by anyone but the holder.
-func (t *template) render() ([]byte, error) {
+// render appends to dst the file's full content: a space, the expanded
+// template and a newline. The space keeps the content off byte 0, which is
+// the locked byte on Windows and cannot be read there by anyone but the
+// holder.
+func (t *template) render(dst []byte) ([]byte, error) {
 	hostname := ""
 	if t.usesHostname {
 		var err error
@@ -135,7 +136,7 @@ func (t *template) render() ([]byte, error) {
 			return nil, err
 		}
 	}
-	buf := []byte{' '}
+	buf := append(dst, ' ')
 	for _, p := range t.parts {
 		switch p.field {
 		case "":
@@ -149,14 +150,29 @@ func (t *template) render() ([]byte, error) {
 	return append(buf, '\n'), nil
 }
 
-// writeContent replaces the file's content with content. Writing before
-// truncating means a reader never sees an empty file where a holder's
-// identity was.
-func writeContent(f *os.File, content []byte) error {
-	if _, err := f.WriteAt(content, 0); err != nil {
+// writeContent makes the file, which holds size bytes, hold content and
+// nothing else, with as few calls as that takes. Content the file holds
+// already is left alone. Writing before truncating means a reader never
+// sees an empty file where a holder's identity was, and truncating only
+// when the file must shrink skips what is usually the costliest call.
+func writeContent(f sysFile, size int64, content []byte) error {
+	if size == int64(len(content)) {
+		var room [128]byte
+		old := room[:0]
+		if len(content) > len(room) {
+			old = make([]byte, 0, len(content))
+		}
+		if n, err := f.readAt(old[:len(content)], 0); err == nil && bytes.Equal(old[:n], content) {
+			return nil
+		}
+	}
+	if err := f.writeAt(content, 0); err != nil {
 		return err
 	}
-	return f.Truncate(int64(len(content)))
+	if size > int64(len(content)) {
+		return f.truncate(int64(len(content)))
+	}
+	return nil
 }
 
 // holderLimit bounds how much of a holder's content a refused caller reads.
@@ -166,10 +182,10 @@ const holderLimit = 4096
 // on: byte 0 is the locked byte on Windows. Reading at an offset leaves the
 // file and its position untouched, and any failure just means no holder is
 // named.
-func readHolder(f *os.File) string {
+func readHolder(f sysFile) string {
 	buf := make([]byte, holderLimit)
-	n, err := f.ReadAt(buf, 1)
-	if err != nil && err != io.EOF {
+	n, err := f.readAt(buf, 1)
+	if err != nil {
 		return ""
 	}
 	return holderFrom(buf[:n])

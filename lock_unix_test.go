@@ -161,8 +161,8 @@ func TestAcquireStartsOverWhenFileIsReplaced(t *testing.T) {
 	h.finish(t) // the old file is free now
 	waitUntil(t, "a waiter on the new file", func() bool {
 		w := waiterOn(path)
-		atPath, err := os.Lstat(path)
-		return w != nil && err == nil && os.SameFile(w.info, atPath)
+		atPath, err := statPath(path, false)
+		return w != nil && err == nil && w.file.sameFile(atPath)
 	})
 	select {
 	case r := <-result:
@@ -181,12 +181,12 @@ func TestAcquireStartsOverWhenFileIsReplaced(t *testing.T) {
 	assertLocked(t, path, r.lock.Content())
 }
 
-func isFileAtPath(t *testing.T, f *os.File, path string) bool {
+func isFileAtPath(t *testing.T, f sysFile, path string) bool {
 	t.Helper()
-	locked, err := f.Stat()
+	locked, err := f.stat()
 	if err != nil {
 		t.Fatal(err)
 	}
-	atPath, err := os.Lstat(path)
-	return err == nil && os.SameFile(locked, atPath)
+	atPath, err := statPath(path, false)
+	return err == nil && locked.sameFile(atPath)
 }

@@ -11,19 +11,55 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// openFile opens path with flag. Windows has no O_NOFOLLOW, so a link is
-// looked for before the open. That leaves a moment in which a link could
-// appear, but creating one needs a privilege on Windows, so a planted link
-// is not the threat it is in a shared Unix directory; the check keeps the
-// behaviour, and Acquire's check of the path (which does not follow a link
-// unless asked to), the same as on Unix.
-func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (*os.File, error) {
+// A sysFile is a raw handle rather than an *os.File, whose cleanup would
+// close the handle, and so release the lock, whenever the garbage collector
+// found the lock unreachable.
+type sysFile struct{ h windows.Handle }
+
+// openFile opens path with flag (os.O_* values). Windows has no O_NOFOLLOW,
+// so a link is looked for before the open. That leaves a moment in which a
+// link could appear, but creating one needs a privilege on Windows, so a
+// planted link is not the threat it is in a shared Unix directory; the check
+// keeps the behaviour, and Acquire's check of the path, the same as on Unix.
+//
+// The file is shared for reading and writing but not deletion, as Go's own
+// os.OpenFile shares it: while anyone has it open, it cannot be removed.
+func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sysFile, error) {
 	if !followSymlinks {
 		if err := refuseSymlink(path); err != nil {
-			return nil, err
+			return sysFile{}, err
 		}
 	}
-	return os.OpenFile(path, flag, perm)
+	name, err := windows.UTF16PtrFromString(path)
+	if err == nil && path == "" {
+		err = windows.ERROR_FILE_NOT_FOUND
+	}
+	if err != nil {
+		return sysFile{}, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	access := uint32(windows.GENERIC_READ)
+	if flag&(os.O_WRONLY|os.O_RDWR) != 0 {
+		access |= windows.GENERIC_WRITE
+	}
+	disposition := uint32(windows.OPEN_EXISTING)
+	switch {
+	case flag&(os.O_CREATE|os.O_EXCL) == os.O_CREATE|os.O_EXCL:
+		disposition = windows.CREATE_NEW
+	case flag&os.O_CREATE != 0:
+		disposition = windows.OPEN_ALWAYS
+	}
+	attrs := uint32(windows.FILE_ATTRIBUTE_NORMAL)
+	if perm&0o200 == 0 {
+		attrs = windows.FILE_ATTRIBUTE_READONLY
+	}
+	// Backup semantics let a directory open too, so that it is refused
+	// as not a regular file rather than with a bare access error.
+	h, err := windows.CreateFile(name, access, windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE, nil,
+		disposition, attrs|windows.FILE_FLAG_BACKUP_SEMANTICS, 0)
+	if err != nil {
+		return sysFile{}, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return sysFile{h}, nil
 }
 
 // The lock covers byte 0 and nothing else, the byte zc.lockfile's
@@ -35,33 +71,25 @@ const (
 )
 
 // tryLock takes the exclusive byte-range lock without waiting.
-func tryLock(f *os.File) error {
-	return lockFileEx(f, windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY)
+func (f sysFile) tryLock() error {
+	return f.lockFileEx(windows.LOCKFILE_EXCLUSIVE_LOCK | windows.LOCKFILE_FAIL_IMMEDIATELY)
 }
 
 // tryLockShared takes a shared lock on the same byte without waiting, to
 // learn whether anyone holds the exclusive one.
-func tryLockShared(f *os.File) error {
-	return lockFileEx(f, windows.LOCKFILE_FAIL_IMMEDIATELY)
+func (f sysFile) tryLockShared() error { return f.lockFileEx(windows.LOCKFILE_FAIL_IMMEDIATELY) }
+
+// waitLock takes the exclusive lock, blocking in the kernel until it is
+// free. The handle is opened for synchronous I/O, so LockFileEx returns
+// only once the lock is held.
+func (f sysFile) waitLock() error { return f.lockFileEx(windows.LOCKFILE_EXCLUSIVE_LOCK) }
+
+func (f sysFile) unlock() error {
+	return windows.UnlockFileEx(f.h, 0, lockLength, 0, &windows.Overlapped{Offset: lockOffset})
 }
 
-// waitLock takes the exclusive lock, blocking in the kernel until it is free.
-// Go opens files for synchronous I/O, so LockFileEx returns only once the
-// lock is held.
-func waitLock(f *os.File) error {
-	return lockFileEx(f, windows.LOCKFILE_EXCLUSIVE_LOCK)
-}
-
-func unlock(f *os.File) error {
-	return onHandle(f, func(h windows.Handle) error {
-		return windows.UnlockFileEx(h, 0, lockLength, 0, &windows.Overlapped{Offset: lockOffset})
-	})
-}
-
-func lockFileEx(f *os.File, flags uint32) error {
-	err := onHandle(f, func(h windows.Handle) error {
-		return windows.LockFileEx(h, flags, 0, lockLength, 0, &windows.Overlapped{Offset: lockOffset})
-	})
+func (f sysFile) lockFileEx(flags uint32) error {
+	err := windows.LockFileEx(f.h, flags, 0, lockLength, 0, &windows.Overlapped{Offset: lockOffset})
 	switch {
 	case err == nil:
 		return nil
@@ -74,14 +102,107 @@ func lockFileEx(f *os.File, flags uint32) error {
 	return fmt.Errorf("LockFileEx: %w", err)
 }
 
-func onHandle(f *os.File, op func(windows.Handle) error) error {
-	conn, err := f.SyscallConn()
+// close unlocks before closing: Windows releases the locks of a closed
+// handle only when it gets to it, which may be later.
+func (f sysFile) close() error {
+	var unlockErr error
+	if err := f.unlock(); err != nil && !errors.Is(err, windows.ERROR_NOT_LOCKED) {
+		unlockErr = fmt.Errorf("unlock: %w", err)
+	}
+	var closeErr error
+	if err := windows.CloseHandle(f.h); err != nil {
+		closeErr = fmt.Errorf("close: %w", err)
+	}
+	return errors.Join(unlockErr, closeErr)
+}
+
+func (f sysFile) readAt(b []byte, off int64) (int, error) {
+	var n uint32
+	err := windows.ReadFile(f.h, b, &n, &windows.Overlapped{Offset: uint32(off), OffsetHigh: uint32(off >> 32)})
+	if errors.Is(err, windows.ERROR_HANDLE_EOF) {
+		err = nil
+	}
+	return int(n), err
+}
+
+func (f sysFile) writeAt(b []byte, off int64) error {
+	for len(b) > 0 {
+		var n uint32
+		err := windows.WriteFile(f.h, b, &n, &windows.Overlapped{Offset: uint32(off), OffsetHigh: uint32(off >> 32)})
+		if err != nil {
+			return err
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
+
+func (f sysFile) truncate(size int64) error { return windows.Ftruncate(f.h, size) }
+
+// osFile returns a new *os.File on a duplicate of the handle, for callers
+// that need one. Closing it leaves the lock held by the original handle.
+func (f sysFile) osFile(name string) (*os.File, error) {
+	process := windows.CurrentProcess()
+	var dup windows.Handle
+	if err := windows.DuplicateHandle(process, f.h, process, &dup, 0, false, windows.DUPLICATE_SAME_ACCESS); err != nil {
+		return nil, fmt.Errorf("DuplicateHandle: %w", err)
+	}
+	return os.NewFile(uintptr(dup), name), nil
+}
+
+// A fileStat is what this package needs to know of a file: its type, its
+// size and which file it is.
+type fileStat struct {
+	regularFile bool
+	size        int64
+	volume      uint32
+	index       uint64
+}
+
+func (f sysFile) stat() (fileStat, error) {
+	kind, err := windows.GetFileType(f.h)
 	if err != nil {
-		return err
+		return fileStat{}, err
 	}
-	var opErr error
-	if err := conn.Control(func(fd uintptr) { opErr = op(windows.Handle(fd)) }); err != nil {
-		return err
+	var info windows.ByHandleFileInformation
+	if err := windows.GetFileInformationByHandle(f.h, &info); err != nil {
+		return fileStat{}, err
 	}
-	return opErr
+	notRegular := windows.FILE_ATTRIBUTE_DIRECTORY | windows.FILE_ATTRIBUTE_DEVICE | windows.FILE_ATTRIBUTE_REPARSE_POINT
+	return fileStat{
+		regularFile: kind == windows.FILE_TYPE_DISK && info.FileAttributes&uint32(notRegular) == 0,
+		size:        int64(info.FileSizeHigh)<<32 | int64(info.FileSizeLow),
+		volume:      info.VolumeSerialNumber,
+		index:       uint64(info.FileIndexHigh)<<32 | uint64(info.FileIndexLow),
+	}, nil
+}
+
+// statPath describes the file at path, or the link there unless
+// followSymlinks is set. Windows names a file by volume and index only
+// through an open handle, so the path is opened, without any access.
+func statPath(path string, followSymlinks bool) (fileStat, error) {
+	name, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	flags := uint32(windows.FILE_FLAG_BACKUP_SEMANTICS)
+	if !followSymlinks {
+		flags |= windows.FILE_FLAG_OPEN_REPARSE_POINT
+	}
+	h, err := windows.CreateFile(name, 0, windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE,
+		nil, windows.OPEN_EXISTING, flags, 0)
+	if err != nil {
+		return fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	defer windows.CloseHandle(h)
+	st, err := sysFile{h}.stat()
+	if err != nil {
+		return fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return st, nil
+}
+
+func (s fileStat) regular() bool { return s.regularFile }
+func (s fileStat) sameFile(other fileStat) bool {
+	return s.volume == other.volume && s.index == other.index
 }

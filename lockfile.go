@@ -134,8 +134,15 @@ type config struct {
 // parsed once and never changed.
 var defaultTemplate, _ = parseTemplate("{pid}")
 
+// defaultConfig is the configuration without options, shared so that taking
+// a lock without options allocates none. It is never changed.
+var defaultConfig = config{perm: 0o644}
+
 func newConfig(opts []Option) (*config, error) {
-	c := &config{perm: 0o644}
+	if len(opts) == 0 {
+		return &defaultConfig, nil
+	}
+	c := &config{perm: defaultConfig.perm}
 	for _, opt := range opts {
 		opt(c)
 	}

@@ -11,23 +11,25 @@ import (
 
 // SimpleLockFile is a held lock on a lock file. It writes nothing into the
 // file; [WithOnLock] may. Its methods are safe for concurrent use.
+//
+// The lock is held until Close, even if the SimpleLockFile itself is
+// dropped: nothing but Close or the end of the process releases it.
 type SimpleLockFile struct {
 	path string
 	mu   sync.Mutex
-	f    *os.File // nil once closed
+	f    sysFile
+	held bool // false once closed
 }
 
 // LockFile is a held lock whose file names its holder: a space, the expanded
 // content template and a newline, the format zc.lockfile writes.
 type LockFile struct {
 	SimpleLockFile
-	content string
+	content []byte // as written, with the space and the newline
+	// room holds the content of a usual template, so that taking a lock
+	// costs no allocation for it.
+	room [80]byte
 }
-
-// held keeps every open lock reachable until Close. Without it, a lock whose
-// last reference was dropped would be released whenever the garbage
-// collector ran the *os.File's cleanup, at no moment the program chose.
-var held sync.Map // *SimpleLockFile -> struct{}
 
 // NewSimple takes an exclusive lock on the file at path, creating the file if
 // it does not exist, and returns at once. If someone else holds the lock, the
@@ -42,42 +44,32 @@ func NewSimple(path string, opts ...Option) (*SimpleLockFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := lockNow(path, c)
+	f, st, err := lockNow(path, c)
 	if err != nil {
 		return nil, err
 	}
-	return newSimpleLockFile(path, f, c)
-}
-
-// New takes the lock as [NewSimple] does and then writes the content
-// template (see [WithContentTemplate]) into the file, replacing whatever was
-// there. A refused attempt changes nothing in the file, so the holder's
-// content stays readable.
-func New(path string, opts ...Option) (*LockFile, error) {
-	c, content, err := newContentConfig(opts)
-	if err != nil {
-		return nil, err
-	}
-	f, err := lockNow(path, c)
-	if err != nil {
-		return nil, err
-	}
-	return newLockFile(path, f, content, c)
-}
-
-// newSimpleLockFile and newLockFile finish taking the lock on f, which is
-// locked; they release it and close f if that fails.
-func newSimpleLockFile(path string, f *os.File, c *config) (*SimpleLockFile, error) {
 	l := &SimpleLockFile{path: path}
-	if err := l.hold(f, nil, c); err != nil {
+	if err := l.hold(f, st, nil, c); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-func newLockFile(path string, f *os.File, content []byte, c *config) (*LockFile, error) {
-	l := &LockFile{SimpleLockFile: SimpleLockFile{path: path}, content: string(content[1 : len(content)-1])}
-	if err := l.hold(f, content, c); err != nil {
+// New takes the lock as [NewSimple] does and then writes the content
+// template (see [WithContentTemplate]) into the file, replacing whatever was
+// there. A refused attempt changes nothing in the file, so the holder's
+// content stays readable. Content the file holds already is not written
+// again, so the file's modification time then stays as it was.
+func New(path string, opts ...Option) (*LockFile, error) {
+	l, c, err := newLockFile(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	f, st, err := lockNow(path, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.hold(f, st, l.content, c); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -92,21 +84,22 @@ func newSimpleConfig(opts []Option) (*config, error) {
 	return c, err
 }
 
-// newContentConfig also renders the content, so that a failing host name
-// lookup is reported before the file is touched.
-func newContentConfig(opts []Option) (*config, []byte, error) {
+// newLockFile returns a LockFile, not yet held, with its content rendered,
+// so that a failing host name lookup is reported before the file is touched.
+func newLockFile(path string, opts []Option) (*LockFile, *config, error) {
 	c, err := newConfig(opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	if c.template == nil {
-		c.template = defaultTemplate
+	template := c.template
+	if template == nil {
+		template = defaultTemplate
 	}
-	content, err := c.template.render()
-	if err != nil {
+	l := &LockFile{SimpleLockFile: SimpleLockFile{path: path}}
+	if l.content, err = template.render(l.room[:0]); err != nil {
 		return nil, nil, fmt.Errorf("lockfile: content template: %w", err)
 	}
-	return c, content, nil
+	return l, c, nil
 }
 
 // Path returns the lock file's path as it was given.
@@ -114,50 +107,56 @@ func (l *SimpleLockFile) Path() string { return l.path }
 
 // Content returns the content written into the file, without the leading
 // space and the trailing newline.
-func (l *LockFile) Content() string { return l.content }
+func (l *LockFile) Content() string { return string(l.content[1 : len(l.content)-1]) }
 
 // Close releases the lock and closes the file, which stays on disk. Closing
 // a closed lock does nothing and returns nil.
 func (l *SimpleLockFile) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
+	if !l.held {
 		return nil
 	}
-	f := l.f
-	l.f = nil
-	held.Delete(l)
-	return release(f, l.path)
+	l.held = false
+	return release(l.f, l.path)
 }
 
-// release unlocks explicitly before closing, as zc.lockfile does, so the
-// lock is gone even if something else still shares the file description.
-// The file is closed even when unlocking fails.
-func release(f *os.File, path string) error {
-	var unlockErr error
-	if err := unlock(f); err != nil {
-		unlockErr = &fs.PathError{Op: "unlock", Path: path, Err: err}
+func release(f sysFile, path string) error {
+	if err := f.close(); err != nil {
+		return fmt.Errorf("lockfile: releasing %s: %w", path, err)
 	}
-	return errors.Join(unlockErr, f.Close())
+	return nil
 }
 
-// lockNow opens the lock file and locks it without waiting. On contention
-// it reads the holder's content through the file it opened, then closes it.
-func lockNow(path string, c *config) (*os.File, error) {
+// lockNow opens the lock file and locks it without waiting, and describes
+// the locked file. On contention it reads the holder's content through the
+// file it opened, then closes it.
+func lockNow(path string, c *config) (sysFile, fileStat, error) {
 	f, err := openLockFile(path, c)
 	if err != nil {
-		return nil, err
+		return sysFile{}, fileStat{}, err
 	}
-	if err := tryLock(f); err != nil {
-		return nil, lockFailed(f, path, err)
+	if err := f.tryLock(); err != nil {
+		return sysFile{}, fileStat{}, lockFailed(f, path, err)
 	}
-	return f, nil
+	// Looking after locking rather than before gives the size the content
+	// is written over, and costs nothing on the usual path. A device or a
+	// pipe is locked for that instant only.
+	st, err := checkRegular(f, path)
+	if err != nil {
+		f.close()
+		return sysFile{}, fileStat{}, err
+	}
+	return f, st, nil
 }
 
 // lockFailed closes f, which is not locked, and describes why.
-func lockFailed(f *os.File, path string, err error) error {
-	defer f.Close()
+func lockFailed(f sysFile, path string, err error) error {
+	defer f.close()
 	if errors.Is(err, ErrLocked) {
+		if _, statErr := checkRegular(f, path); statErr != nil {
+			return statErr // not a lock file, whoever has locked it
+		}
 		return &LockError{Path: path, Holder: readHolder(f), Err: err}
 	}
 	return &fs.PathError{Op: "lock", Path: path, Err: err}
@@ -169,7 +168,7 @@ func lockFailed(f *os.File, path string, err error) error {
 // /tmp, so a lock file shared between users must be opened without it.
 // O_EXCL on creation keeps that true even when two processes race to create.
 // Neither open truncates: the holder's content must survive a refused try.
-func openLockFile(path string, c *config) (*os.File, error) {
+func openLockFile(path string, c *config) (sysFile, error) {
 	createFlag := os.O_RDWR | os.O_CREATE | os.O_EXCL
 	if c.followSymlinks {
 		// O_EXCL never follows a link, so it would refuse a link to a
@@ -177,7 +176,7 @@ func openLockFile(path string, c *config) (*os.File, error) {
 		createFlag = os.O_RDWR | os.O_CREATE
 	}
 	var (
-		f   *os.File
+		f   sysFile
 		err error
 	)
 	for range 8 {
@@ -191,27 +190,20 @@ func openLockFile(path string, c *config) (*os.File, error) {
 		}
 		// Created by someone else between the two opens: open theirs.
 	}
-	if err != nil {
-		return nil, err
-	}
-	if err := checkRegular(f, path); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return f, err
 }
 
 // checkRegular refuses a device, a named pipe or a directory: locking one
 // would work on most systems and mean nothing.
-func checkRegular(f *os.File, path string) error {
-	info, err := f.Stat()
-	if err == nil && !info.Mode().IsRegular() {
+func checkRegular(f sysFile, path string) (fileStat, error) {
+	st, err := f.stat()
+	if err == nil && !st.regular() {
 		err = ErrNotRegular
 	}
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: err}
+		return fileStat{}, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	return nil
+	return st, nil
 }
 
 // refuseSymlink returns an ErrSymlink error if the last element of path is
@@ -223,25 +215,36 @@ func refuseSymlink(path string) error {
 	return nil
 }
 
-// hold finishes taking a lock on f, which is locked: it writes content, if
-// any, runs the hook, and records the lock as held. If either step fails,
-// the lock is released and f closed.
-func (l *SimpleLockFile) hold(f *os.File, content []byte, c *config) error {
+// hold finishes taking a lock on f, which is locked and described by st:
+// it writes content, if any, runs the hook, and records the lock as held.
+// If either step fails, the lock is released and f closed.
+func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config) error {
 	var err error
 	if content != nil {
-		if err = writeContent(f, content); err != nil {
+		if err = writeContent(f, st.size, content); err != nil {
 			err = &fs.PathError{Op: "write", Path: l.path, Err: err}
 		}
 	}
 	if err == nil && c.onLock != nil {
-		if err = c.onLock(f); err != nil {
-			err = fmt.Errorf("lockfile: on-lock hook for %s: %w", l.path, err)
-		}
+		err = runHook(f, l.path, c.onLock)
 	}
 	if err != nil {
 		return errors.Join(err, release(f, l.path))
 	}
-	l.f = f
-	held.Store(l, struct{}{})
+	l.f, l.held = f, true
+	return nil
+}
+
+// runHook gives the hook a file of its own on the locked file, closed when
+// the hook returns, so that the hook cannot close the lock's descriptor.
+func runHook(f sysFile, path string, hook func(*os.File) error) error {
+	hookFile, err := f.osFile(path)
+	if err == nil {
+		err = hook(hookFile)
+		hookFile.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("lockfile: on-lock hook for %s: %w", path, err)
+	}
 	return nil
 }
