@@ -34,12 +34,12 @@ func AcquireSimple(ctx context.Context, path string, opts ...Option) (*SimpleLoc
 	if err != nil {
 		return nil, err
 	}
-	f, st, err := lockWait(ctx, path, c)
+	f, err := lockWait(ctx, path, c)
 	if err != nil {
 		return nil, err
 	}
 	l := &SimpleLockFile{path: path}
-	if err := l.hold(f, st, nil, c); err != nil {
+	if err := l.hold(f, nil, c); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -52,59 +52,45 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error
 	if err != nil {
 		return nil, err
 	}
-	f, st, err := lockWait(ctx, path, c)
+	f, err := lockWait(ctx, path, c)
 	if err != nil {
 		return nil, err
 	}
-	if err := l.hold(f, st, l.content, c); err != nil {
+	if err := l.hold(f, l.content, c); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-// lockWait locks the file at path, waiting while someone else holds it, and
-// describes the locked file.
-func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, error) {
+// lockWait locks the file at path, waiting while someone else holds it.
+func lockWait(ctx context.Context, path string, c *config) (sysFile, error) {
 	for {
 		probe, err := openLockFile(path, c)
 		if err != nil {
-			return sysFile{}, fileStat{}, err
+			return sysFile{}, err
 		}
 		if err := probe.tryLock(); !errors.Is(err, ErrLocked) {
 			if err != nil {
-				return sysFile{}, fileStat{}, lockFailed(probe, path, err)
+				return sysFile{}, lockFailed(probe, path, err)
 			}
-			st, err := checkRegular(probe, path)
-			if err != nil {
-				probe.close()
-				return sysFile{}, fileStat{}, err
-			}
-			return probe, st, nil
+			return probe, nil
 		}
-		waitedFor, err := checkRegular(probe, path)
+		waitedFor, err := probe.stat()
 		if err != nil {
-			probe.close()
-			return sysFile{}, fileStat{}, err
+			return sysFile{}, lockFailed(probe, path, err)
 		}
 		locked, ok, err := waitFor(ctx, path, probe, waitedFor, c)
 		if !ok || locked != probe {
 			probe.close()
 		}
 		if err != nil {
-			return sysFile{}, fileStat{}, err
+			return sysFile{}, err
 		}
 		if !ok {
 			continue // the lock went to another caller of this process
 		}
-		// The size may have changed while waiting, and the file may no
-		// longer be the one at the path.
-		st, err := checkRegular(locked, path)
-		if err != nil {
-			release(locked, path)
-			return sysFile{}, fileStat{}, err
-		}
-		if atPath, err := statPath(path, c.followSymlinks); err == nil && atPath.sameFile(st) {
-			return locked, st, nil
+		if atPath, err := statPath(path, c.followSymlinks); err == nil && atPath.sameFile(waitedFor) {
+			return locked, nil
 		}
 		release(locked, path) // a file no longer at path; try the one there now
 	}

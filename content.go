@@ -31,8 +31,8 @@ func ExpandTemplate(t string) (string, error) {
 // Holder reports whether the lock on the file at path is held and, if it
 // is, what [LockError.Holder] would say of the holder. It opens the file
 // for reading only and never creates, truncates or writes it: a missing
-// file is a free lock. A symbolic link or a file that is not a regular file
-// is refused as [NewSimple] refuses it.
+// file is a free lock. A symbolic link is refused as [NewSimple] refuses
+// it, and a file that is not a regular file with [ErrNotRegular].
 //
 // To tell, Holder takes a shared lock and drops it at once. A lock taken
 // at that very instant by someone else may therefore be refused as held;
@@ -183,6 +183,9 @@ const holderLimit = 4096
 // file and its position untouched, and any failure just means no holder is
 // named.
 func readHolder(f sysFile) string {
+	if st, err := f.stat(); err != nil || !st.regular() {
+		return "" // a device's bytes name no one
+	}
 	buf := make([]byte, holderLimit)
 	n, err := f.readAt(buf, 1)
 	if err != nil {

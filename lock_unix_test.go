@@ -123,18 +123,40 @@ func TestSymlinkIsRefusedByDefault(t *testing.T) {
 	assertLocked(t, victim, l.Content())
 }
 
-func TestNonRegularFileIsRefused(t *testing.T) {
+// Only what writes refuses a device or a named pipe: New, and a hook. The
+// content written must land nowhere but in a regular file. NewSimple writes
+// nothing and locks them, as flock(1) does.
+func TestNonRegularFileIsRefusedForWriting(t *testing.T) {
 	fifo := filepath.Join(testDir(t), "fifo")
 	if err := unix.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	hookRan := false
+	hook := WithOnLock(func(*os.File) error { hookRan = true; return nil })
 	for _, path := range []string{fifo, "/dev/null"} {
+		before := openDescriptors(t)
 		if _, err := New(path, WithFollowSymlinks()); !errors.Is(err, ErrNotRegular) || errors.Is(err, ErrLocked) {
 			t.Fatalf("New(%s) = %v, want ErrNotRegular", path, err)
 		}
-		if _, err := NewSimple(path, WithFollowSymlinks()); !errors.Is(err, ErrNotRegular) {
-			t.Fatalf("NewSimple(%s) = %v, want ErrNotRegular", path, err)
+		if _, err := NewSimple(path, WithFollowSymlinks(), hook); !errors.Is(err, ErrNotRegular) || hookRan {
+			t.Fatalf("NewSimple(%s) with a hook = %v (hook ran: %v), want ErrNotRegular", path, err, hookRan)
 		}
+		assertNoLeak(t, "refusals of "+path, before, openDescriptors(t))
+
+		l, err := NewSimple(path, WithFollowSymlinks())
+		if err != nil {
+			t.Fatalf("NewSimple(%s) = %v, want it locked", path, err)
+		}
+		if _, err := NewSimple(path, WithFollowSymlinks()); !errors.Is(err, ErrLocked) {
+			t.Fatalf("second NewSimple(%s) = %v, want ErrLocked", path, err)
+		}
+		if _, _, err := Holder(path); !errors.Is(err, ErrNotRegular) {
+			t.Fatalf("Holder(%s) = %v, want ErrNotRegular", path, err)
+		}
+		l.Close()
+	}
+	if info, err := os.Lstat(fifo); err != nil || info.Mode().Type() != fs.ModeNamedPipe {
+		t.Fatalf("the named pipe was changed: %v, %v", info, err)
 	}
 }
 

@@ -70,7 +70,10 @@ var ErrUnsupported = errors.New("file locking is not supported")
 var ErrSymlink = errors.New("lock file path is a symbolic link")
 
 // ErrNotRegular reports that the path names something other than a regular
-// file, such as a device or a named pipe. A lock file is never one of those.
+// file, such as a device or a named pipe, where a regular file is needed:
+// by [New] and [Acquire], which write into it, by a [WithOnLock] hook, and
+// by [Holder]. [NewSimple] and [AcquireSimple] lock such a file as they
+// find it.
 var ErrNotRegular = errors.New("lock file is not a regular file")
 
 // LockError is the error returned when the lock is held by someone else.

@@ -39,17 +39,22 @@ type LockFile struct {
 // fs.ErrNotExist) and errors.Is(err, fs.ErrPermission) work. The file is
 // never truncated or written by NewSimple itself; a hook set with
 // [WithOnLock] runs once the lock is held.
+//
+// As flock(1) and zc.lockfile do, NewSimple locks whatever the path opens
+// for reading and writing, a device or a named pipe included: it writes
+// nothing, so it has no cause to refuse one. Anything that writes, [New] or
+// a hook, refuses all but a regular file with [ErrNotRegular].
 func NewSimple(path string, opts ...Option) (*SimpleLockFile, error) {
 	c, err := newSimpleConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	f, st, err := lockNow(path, c)
+	f, err := lockNow(path, c)
 	if err != nil {
 		return nil, err
 	}
 	l := &SimpleLockFile{path: path}
-	if err := l.hold(f, st, nil, c); err != nil {
+	if err := l.hold(f, nil, c); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -65,11 +70,11 @@ func New(path string, opts ...Option) (*LockFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, st, err := lockNow(path, c)
+	f, err := lockNow(path, c)
 	if err != nil {
 		return nil, err
 	}
-	if err := l.hold(f, st, l.content, c); err != nil {
+	if err := l.hold(f, l.content, c); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -128,35 +133,23 @@ func release(f sysFile, path string) error {
 	return nil
 }
 
-// lockNow opens the lock file and locks it without waiting, and describes
-// the locked file. On contention it reads the holder's content through the
-// file it opened, then closes it.
-func lockNow(path string, c *config) (sysFile, fileStat, error) {
+// lockNow opens the lock file and locks it without waiting. On contention
+// it reads the holder's content through the file it opened, then closes it.
+func lockNow(path string, c *config) (sysFile, error) {
 	f, err := openLockFile(path, c)
 	if err != nil {
-		return sysFile{}, fileStat{}, err
+		return sysFile{}, err
 	}
 	if err := f.tryLock(); err != nil {
-		return sysFile{}, fileStat{}, lockFailed(f, path, err)
+		return sysFile{}, lockFailed(f, path, err)
 	}
-	// Looking after locking rather than before gives the size the content
-	// is written over, and costs nothing on the usual path. A device or a
-	// pipe is locked for that instant only.
-	st, err := checkRegular(f, path)
-	if err != nil {
-		f.close()
-		return sysFile{}, fileStat{}, err
-	}
-	return f, st, nil
+	return f, nil
 }
 
 // lockFailed closes f, which is not locked, and describes why.
 func lockFailed(f sysFile, path string, err error) error {
 	defer f.close()
 	if errors.Is(err, ErrLocked) {
-		if _, statErr := checkRegular(f, path); statErr != nil {
-			return statErr // not a lock file, whoever has locked it
-		}
 		return &LockError{Path: path, Holder: readHolder(f), Err: err}
 	}
 	return &fs.PathError{Op: "lock", Path: path, Err: err}
@@ -193,8 +186,9 @@ func openLockFile(path string, c *config) (sysFile, error) {
 	return f, err
 }
 
-// checkRegular refuses a device, a named pipe or a directory: locking one
-// would work on most systems and mean nothing.
+// checkRegular refuses a device, a named pipe or a directory as a file to
+// write into: content written there would land on a disk, a terminal or
+// another program.
 func checkRegular(f sysFile, path string) (fileStat, error) {
 	st, err := f.stat()
 	if err == nil && !st.regular() {
@@ -215,14 +209,19 @@ func refuseSymlink(path string) error {
 	return nil
 }
 
-// hold finishes taking a lock on f, which is locked and described by st:
-// it writes content, if any, runs the hook, and records the lock as held.
-// If either step fails, the lock is released and f closed.
-func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config) error {
+// hold finishes taking a lock on f, which is locked: it writes content, if
+// any, runs the hook, and records the lock as held. If either step fails,
+// the lock is released and f closed.
+func (l *SimpleLockFile) hold(f sysFile, content []byte, c *config) error {
 	var err error
-	if content != nil {
-		if err = writeContent(f, st.size, content); err != nil {
-			err = &fs.PathError{Op: "write", Path: l.path, Err: err}
+	if content != nil || c.onLock != nil {
+		// Looking only now, with the lock held, gives the size that the
+		// content is written over.
+		var st fileStat
+		if st, err = checkRegular(f, l.path); err == nil && content != nil {
+			if err = writeContent(f, st.size, content); err != nil {
+				err = &fs.PathError{Op: "write", Path: l.path, Err: err}
+			}
 		}
 	}
 	if err == nil && c.onLock != nil {
