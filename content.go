@@ -70,7 +70,7 @@ type template struct {
 
 type templatePart struct {
 	literal string
-	field   string // "pid" or "hostname"; empty for a literal
+	field   string // "hostname", or empty for a literal, {pid} included
 }
 
 // parseTemplate accepts the subset of Python's str.format syntax that
@@ -107,13 +107,19 @@ func parseTemplate(t string) (*template, error) {
 			case name != "pid" && name != "hostname":
 				return nil, bad("unknown field {" + name + "}; the fields are {pid} and {hostname}")
 			}
+			i += end
+			if name == "pid" {
+				// A Go process never forks without exec, so its pid is
+				// known now and for good; New need not ask again.
+				lit.WriteString(strconv.Itoa(os.Getpid()))
+				continue
+			}
 			if lit.Len() > 0 {
 				tmpl.parts = append(tmpl.parts, templatePart{literal: lit.String()})
 				lit.Reset()
 			}
 			tmpl.parts = append(tmpl.parts, templatePart{field: name})
-			tmpl.usesHostname = tmpl.usesHostname || name == "hostname"
-			i += end
+			tmpl.usesHostname = true
 		default:
 			lit.WriteByte(c)
 		}
@@ -141,8 +147,6 @@ func (t *template) render(dst []byte) ([]byte, error) {
 		switch p.field {
 		case "":
 			buf = append(buf, p.literal...)
-		case "pid":
-			buf = strconv.AppendInt(buf, int64(os.Getpid()), 10)
 		case "hostname":
 			buf = append(buf, hostname...)
 		}

@@ -143,13 +143,7 @@ type fileStat struct {
 	dev, ino uint64
 }
 
-func (f sysFile) stat() (fileStat, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(f.fd, &st); err != nil {
-		return fileStat{}, err
-	}
-	return newFileStat(&st), nil
-}
+func (f sysFile) stat() (fileStat, error) { return fstat(f.fd) }
 
 // statPath describes the file at path, or the link there unless
 // followSymlinks is set.

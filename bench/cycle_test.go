@@ -128,7 +128,7 @@ func BenchmarkCycle(b *testing.B) {
 		runs[i](b, paths[i], 0) // create the file: the cycles measured find it there
 	}
 	nsPerCycle := make([][]float64, len(cyclers))
-	allocsPerCycle := make([]float64, len(cyclers))
+	allocsPerCycle := make([][]float64, len(cyclers))
 	var before, after runtime.MemStats
 	for round := 0; b.Loop(); round++ {
 		for k := range cyclers {
@@ -141,12 +141,12 @@ func BenchmarkCycle(b *testing.B) {
 			elapsed := time.Since(start)
 			runtime.ReadMemStats(&after)
 			nsPerCycle[i] = append(nsPerCycle[i], float64(elapsed.Nanoseconds())/cyclesPerBatch)
-			allocsPerCycle[i] = max(allocsPerCycle[i], float64(after.Mallocs-before.Mallocs)/cyclesPerBatch)
+			allocsPerCycle[i] = append(allocsPerCycle[i], float64(after.Mallocs-before.Mallocs)/cyclesPerBatch)
 		}
 	}
 	for i, c := range cyclers {
 		b.ReportMetric(median(nsPerCycle[i]), c.name+"-ns/cycle")
-		b.ReportMetric(allocsPerCycle[i], c.name+"-allocs/cycle")
+		b.ReportMetric(median(allocsPerCycle[i]), c.name+"-allocs/cycle")
 	}
 	index := func(name string) int {
 		return slices.IndexFunc(cyclers, func(c cycler) bool { return c.name == name })
