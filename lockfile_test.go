@@ -594,3 +594,41 @@ func FuzzContentTemplate(f *testing.F) {
 		}
 	})
 }
+
+// New rewrites only what differs and truncates only to shrink, and the file
+// must end up holding its content and nothing else whatever it held before.
+func TestContentReplacesAnyOldContent(t *testing.T) {
+	path := tempLockPath(t)
+	const content = " the-holder\n"
+	long := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	for name, old := range map[string]string{
+		"empty":                "",
+		"shorter":              " x\n",
+		"longer":               " an earlier holder with a longer name\n",
+		"equal length":         " other-name\n",
+		"identical":            content,
+		"content then garbage": content + "garbage\n",
+		"no newline":           " the-holder",
+	} {
+		writeFile(t, path, old)
+		if err := os.Chtimes(path, long, long); err != nil {
+			t.Fatal(err)
+		}
+		l, err := New(path, WithContentTemplate("the-holder"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readFile(t, path)
+		info, err := os.Stat(path)
+		l.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != content {
+			t.Errorf("%s: file holds %q, want %q", name, got, content)
+		}
+		if rewritten := !info.ModTime().Equal(long); rewritten != (old != content) {
+			t.Errorf("%s: file rewritten: %v, want %v", name, rewritten, old != content)
+		}
+	}
+}

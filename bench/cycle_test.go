@@ -42,7 +42,7 @@ var cyclers = []cycler{
 		}
 	}},
 	// The naive way to keep content in the file: write, truncate, every time.
-	{"raw+content", func(*testing.B) func(*testing.B, string, int) {
+	{"raw-content", func(*testing.B) func(*testing.B, string, int) {
 		var rendered [2][]byte
 		for i, c := range contents {
 			text, err := lockfile.ExpandTemplate(c)
@@ -70,7 +70,7 @@ var cyclers = []cycler{
 			unix.Close(fd)
 		}
 	}},
-	{"gofrs/flock", func(*testing.B) func(*testing.B, string, int) {
+	{"gofrs-flock", func(*testing.B) func(*testing.B, string, int) {
 		return func(b *testing.B, path string, _ int) {
 			f := flock.New(path)
 			if ok, err := f.TryLock(); !ok || err != nil {
@@ -107,8 +107,8 @@ var ratioGoals = []struct {
 	max    float64
 }{
 	{"NewSimple", "raw", 1.10},
-	{"NewSimple", "gofrs/flock", 0.75},
-	{"New", "raw+content", 0.75},
+	{"NewSimple", "gofrs-flock", 0.75},
+	{"New", "raw-content", 0.75},
 }
 
 // cyclesPerBatch is how many cycles each cycler runs in a row, timed as one.
