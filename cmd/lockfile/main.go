@@ -230,12 +230,13 @@ func run(args []string) int {
 	}
 	path, argv := args[0], args[2:]
 
-	// exec.Command looks COMMAND up at once: one that cannot run is
-	// reported before the lock file is created or written.
-	cmd := exec.Command(argv[0], argv[1:]...)
-	if cmd.Err != nil {
-		return commandFailed(argv[0], cmd.Err)
+	// A COMMAND that is missing or not executable is reported before the
+	// lock file is created or written. exec.Command looks up only names
+	// without a slash, so the lookup is made here for all.
+	if _, err := exec.LookPath(argv[0]); err != nil {
+		return commandFailed(argv[0], err)
 	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 
 	lock, err := takeLock(path, wait, lockfile.WithContentTemplate(template))
