@@ -25,7 +25,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/golockfile/lockfile"
@@ -46,7 +45,7 @@ const synopsis = `usage: lockfile run [-w DURATION] [-t TEMPLATE] [-E CODE] PATH
 `
 
 const mainHelp = synopsis + `
-Lockfile takes an exclusive lock on the file PATH: the lock that the Go
+lockfile takes an exclusive lock on the file PATH: the lock that the Go
 package github.com/golockfile/lockfile, Python's zc.lockfile and util-linux
 flock(1) take. It writes who holds the lock into the file, as the package
 and zc.lockfile do, and reads it back for whoever is refused.
@@ -81,7 +80,9 @@ Options:
 
 SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to lockfile are passed to COMMAND,
 and lockfile keeps the lock until COMMAND has exited. A ^C at a terminal
-reaches COMMAND directly too, so COMMAND sees SIGINT twice.
+reaches COMMAND directly too, so COMMAND sees SIGINT twice. While lockfile
+waits for the lock, these signals end it as they end any program, and
+COMMAND is not run.
 
 Unlike with flock(1), COMMAND does not inherit the lock: processes that
 COMMAND leaves running do not hold it after COMMAND exits, and if lockfile
@@ -89,11 +90,11 @@ is killed with SIGKILL, the lock is released while COMMAND runs on.
 
 Exit status:
   CODE    the lock is held (with -w: still held after DURATION)
+  2       usage error, COMMAND not run
   125     lockfile failed, e.g. it could not open or lock PATH
   126     COMMAND was found but cannot be executed
   127     COMMAND was not found
   128+N   COMMAND was killed by signal N
-  2       usage error, COMMAND not run
   other   COMMAND's exit status
 `
 
@@ -112,6 +113,9 @@ A holder that writes nothing, such as flock(1), leaves the content of an
 earlier holder in the file, which then names a process that may be gone;
 if the file is empty, status prints an empty line and says on standard
 error that the holder is not named.
+
+To tell, status takes a shared lock on PATH for an instant and drops it:
+a lock that someone tries to take at that very instant may be refused.
 
 Exit status:
   0       the lock is free
@@ -286,11 +290,6 @@ func heldBy(holder string, wait time.Duration) string {
 	return fmt.Sprintf("%s by %s", state, holder)
 }
 
-// forwarded are the signals passed on to COMMAND. SIGQUIT is among them
-// because the Go runtime would otherwise answer it with a stack dump and an
-// exit, releasing the lock while COMMAND runs.
-var forwarded = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
-
 // runHolding runs cmd while the caller holds the lock and returns the exit
 // status lockfile should exit with.
 func runHolding(cmd *exec.Cmd) int {
@@ -324,8 +323,8 @@ func runHolding(cmd *exec.Cmd) int {
 		fmt.Fprintf(os.Stderr, "lockfile: %v\n", err)
 		return exitFailed
 	}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
+	if sig, ok := killedBy(cmd.ProcessState); ok {
+		return 128 + sig
 	}
 	return cmd.ProcessState.ExitCode()
 }
