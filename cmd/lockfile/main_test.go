@@ -105,23 +105,6 @@ func start(t *testing.T, cmd *exec.Cmd) *proc {
 
 const patience = 10 * time.Second
 
-// expect fails unless the next line on stdout is want.
-func (p *proc) expect(t *testing.T, want string) {
-	t.Helper()
-	select {
-	case line, ok := <-p.lines:
-		if !ok {
-			t.Fatalf("%v: stdout ended, want %q; stderr: %s", p.cmd.Args, want, p.stderr.String())
-		}
-		p.stdout.WriteString(line + "\n")
-		if line != want {
-			t.Fatalf("%v printed %q, want %q", p.cmd.Args, line, want)
-		}
-	case <-time.After(patience):
-		t.Fatalf("%v printed nothing in %v, want %q", p.cmd.Args, patience, want)
-	}
-}
-
 // wait closes stdin, reads the rest of stdout and waits for the exit.
 func (p *proc) wait(t *testing.T) result {
 	t.Helper()

@@ -26,6 +26,23 @@ func needFlock(t *testing.T) {
 	}
 }
 
+// expect fails unless the next line on stdout is want.
+func (p *proc) expect(t *testing.T, want string) {
+	t.Helper()
+	select {
+	case line, ok := <-p.lines:
+		if !ok {
+			t.Fatalf("%v: stdout ended, want %q; stderr: %s", p.cmd.Args, want, p.stderr.String())
+		}
+		p.stdout.WriteString(line + "\n")
+		if line != want {
+			t.Fatalf("%v printed %q, want %q", p.cmd.Args, line, want)
+		}
+	case <-time.After(patience):
+		t.Fatalf("%v printed nothing in %v, want %q", p.cmd.Args, patience, want)
+	}
+}
+
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	data, err := os.ReadFile(path)
