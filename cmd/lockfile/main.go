@@ -293,12 +293,12 @@ func heldBy(holder string, wait time.Duration) string {
 // runHolding runs cmd while the caller holds the lock and returns the exit
 // status lockfile should exit with.
 func runHolding(cmd *exec.Cmd) int {
-	// Caught from before the start, so that no signal can end lockfile,
-	// and with it the lock, while COMMAND runs. One that comes before the
-	// start is passed on right after it.
+	// Caught from before the start until lockfile exits, so that no signal
+	// can end lockfile, and with it the lock, while COMMAND runs, nor turn
+	// COMMAND's exit status into lockfile's death. One that comes before
+	// the start is passed on right after it.
 	sigs := make(chan os.Signal, len(forwarded))
 	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
 		return commandFailed(cmd.Args[0], err)
 	}
