@@ -30,35 +30,21 @@ var cyclers = []cycler{
 	// The floor for a lock without content: the four calls, nothing else.
 	{"raw", func(*testing.B) func(*testing.B, string, int) {
 		return func(b *testing.B, path string, _ int) {
-			fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-				b.Fatal(err)
-			}
-			unix.Flock(fd, unix.LOCK_UN)
-			unix.Close(fd)
+			rawUnlock(rawLock(b, path))
 		}
 	}},
 	// The naive way to keep content in the file: write, truncate, every time.
-	{"raw-content", func(*testing.B) func(*testing.B, string, int) {
+	{"raw-content", func(b *testing.B) func(*testing.B, string, int) {
 		var rendered [2][]byte
 		for i, c := range contents {
 			text, err := lockfile.ExpandTemplate(c)
 			if err != nil {
-				panic(err)
+				b.Fatal(err)
 			}
 			rendered[i] = []byte(" " + text + "\n")
 		}
 		return func(b *testing.B, path string, i int) {
-			fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-				b.Fatal(err)
-			}
+			fd := rawLock(b, path)
 			content := rendered[i%2]
 			if _, err := unix.Pwrite(fd, content, 0); err != nil {
 				b.Fatal(err)
@@ -66,8 +52,7 @@ var cyclers = []cycler{
 			if err := unix.Ftruncate(fd, int64(len(content))); err != nil {
 				b.Fatal(err)
 			}
-			unix.Flock(fd, unix.LOCK_UN)
-			unix.Close(fd)
+			rawUnlock(fd)
 		}
 	}},
 	{"gofrs-flock", func(*testing.B) func(*testing.B, string, int) {
@@ -98,6 +83,22 @@ var cyclers = []cycler{
 			l.Close()
 		}
 	}},
+}
+
+func rawLock(b *testing.B, path string) int {
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b.Fatal(err)
+	}
+	return fd
+}
+
+func rawUnlock(fd int) {
+	unix.Flock(fd, unix.LOCK_UN)
+	unix.Close(fd)
 }
 
 // The goals, as ratios of one cycler's median time to another's, measured
