@@ -1,0 +1,537 @@
+// Package etcdlock provides the locks of package lockfile kept in etcd
+// instead of on a lock file, so that a service running on many hosts can
+// exclude its other instances wherever they run.
+//
+// It has the shape of the file lock: [New] tries once and [Acquire] waits
+// until the lock is free or a context ends; a refused attempt returns a
+// [*lockfile.LockError] for which errors.Is(err, lockfile.ErrLocked) holds
+// and whose Holder is the holder's expanded content template, such as
+// "8244;web-1"; [Lock.Close] releases the lock. Code written against the
+// file lock's errors works unchanged.
+//
+// The lock itself is etcd's own: a Mutex of go.etcd.io/etcd/client/v3/concurrency
+// on a session whose lease this package grants. Each contender puts a key
+// under key+"/" on its lease, with its content as the value; the key created
+// first holds the lock, and the others wait, woken by a watch, for the keys
+// created before theirs to go. No lock protocol of this package's own is
+// involved.
+//
+// # What a file lock does not need
+//
+// A file lock is released by the kernel when its holder dies. An etcd lock
+// cannot be: etcd only sees a holder stop renewing its lease. So the lock
+// lives on a lease of [WithTTL] seconds ([DefaultTTL] unless set), which the
+// holder renews in the background about every third of it. If the holder's
+// process or host dies, or can no longer reach a majority of the etcd
+// cluster, etcd deletes the lock's key once the TTL has passed since the last
+// renewal, and the next waiter gets the lock.
+//
+// For the same reason a holder can lose the lock while it believes it holds
+// it: its lease expired during a network partition, a long pause, or
+// someone revoked it or deleted its key. [Lock.Lost] tells the holder so it
+// can stop its work. That signal is necessarily late: the holder learns by
+// its own clock that its lease ran out, up to about a second after etcd
+// decided so, and a stalled process learns nothing until it runs again. A
+// resource that must never take a write from a holder that has lost the lock
+// therefore checks [Lock.Token], a number that grows with every new holder,
+// and refuses writes carrying a token lower than one it has seen.
+package etcdlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golockfile/lockfile"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// DefaultTTL is the lease TTL used without [WithTTL]. A dead holder keeps
+// the lock for at most this long; it is well above the time etcd needs to
+// elect a new leader (about a second with etcd's default settings), so a
+// leader change does not cost a healthy holder its lock.
+const DefaultTTL = 10 * time.Second
+
+// ErrLost reports that a lock was lost while it was held: its lease expired
+// or was revoked, or its key was deleted. [Lock.Close] returns an error
+// wrapping it for a lock that had been lost, so that a holder learns that
+// its work may have overlapped with the next holder's.
+var ErrLost = errors.New("etcdlock: lock lost while held")
+
+// holderTimeout bounds the look-up of the holder when a wait has ended, and
+// the revocation of a lease on a failed attempt: both are courtesies that
+// must not keep a caller waiting on an unresponsive cluster. An unrevoked
+// lease expires by itself after its TTL, as its keep-alive has stopped.
+const holderTimeout = time.Second
+
+// An Option changes how a lock is taken. Options are applied in order; a
+// later option of the same kind replaces an earlier one.
+type Option func(*config)
+
+type config struct {
+	template string
+	ttl      time.Duration
+	err      error // the first invalid option
+}
+
+func newConfig(opts []Option) (*config, error) {
+	c := &config{template: "{pid}", ttl: DefaultTTL}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c, c.err
+}
+
+func (c *config) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// WithContentTemplate sets what a lock stores as the value of its key, for
+// contenders to name it in [lockfile.LockError.Holder]. The template is
+// expanded exactly as the file lock's [lockfile.WithContentTemplate]: the
+// default is "{pid}"; "{pid};{hostname}" tells hosts apart, which a lock
+// shared between hosts usually wants. A template the file lock would refuse
+// makes New and Acquire return the same [*lockfile.OptionError] before etcd
+// is contacted.
+func WithContentTemplate(t string) Option {
+	return func(c *config) { c.template = t }
+}
+
+// WithTTL sets the TTL of the lease the lock lives on: how long after its
+// holder dies, or loses touch with the etcd cluster, the lock is released.
+// etcd counts lease TTLs in whole seconds, so a TTL below one second or
+// with a fraction of a second makes New and Acquire return a
+// [*lockfile.OptionError]; rounding would silently give a holder's death
+// more or less time than was asked for. etcd raises a TTL below its own
+// minimum, one and a half election timeouts rounded up to whole seconds (2s
+// with its default settings), to that minimum.
+//
+// A shorter TTL frees the lock of a dead holder sooner, but makes a healthy
+// holder lose it on shorter network trouble; it must stay well above the
+// cluster's election timeout.
+func WithTTL(d time.Duration) Option {
+	return func(c *config) {
+		switch {
+		case d < time.Second:
+			c.fail(&lockfile.OptionError{Option: "WithTTL", Value: d.String(),
+				Reason: "an etcd lease lasts at least one second"})
+		case d%time.Second != 0:
+			c.fail(&lockfile.OptionError{Option: "WithTTL", Value: d.String(),
+				Reason: "etcd lease TTLs are whole seconds"})
+		default:
+			c.ttl = d
+		}
+	}
+}
+
+// Lock is a held lock in etcd. Its methods are safe for concurrent use.
+//
+// The lock is held until Close, until it is lost (see [Lock.Lost]), or until
+// the client is closed; if the process dies, it is released once the lease's
+// TTL has passed. Dropping a Lock without closing it keeps the lock held
+// for as long as the client is open.
+type Lock struct {
+	key     string
+	myKey   string
+	content string
+	token   int64
+	client  *clientv3.Client
+	session *concurrency.Session
+
+	lost      chan struct{}
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
+
+	mu       sync.Mutex
+	lostErr  error // why the lock was lost; set only by watch, before lost closes
+	released bool  // Close has been called
+}
+
+// New takes the lock named key if it is free and returns at once. If
+// someone else holds it, the error is a [*lockfile.LockError] with Path set
+// to key and Holder to the holder's content, for which errors.Is(err,
+// lockfile.ErrLocked) holds.
+//
+// The keys etcd holds for the lock are those under key+"/"; key itself is
+// never written. Every Lock object takes its own lease, so two Locks in one
+// process exclude each other, as two file locks do. ctx bounds the calls to
+// etcd made while taking the lock; the lock, once held, does not depend on
+// it. Other failures wrap the client's error.
+func New(ctx context.Context, client *clientv3.Client, key string, opts ...Option) (*Lock, error) {
+	return lock(ctx, client, key, opts, false)
+}
+
+// Acquire takes the lock as [New] does, but if it is held it waits until the
+// holder releases it or loses it, or until ctx is done, whichever comes
+// first. Waiters get the lock in the order they started waiting, and each is
+// woken by a watch, not by polling.
+//
+// If ctx ends first, the error is a [*lockfile.LockError] naming the holder
+// at that moment, for which both errors.Is(err, lockfile.ErrLocked) and
+// errors.Is(err, ctx.Err()) hold. Acquire returns then, within a second at
+// most (the time it allows etcd to name the holder) even if etcd does not
+// answer; the abandoned wait's key and lease are removed in the background.
+// If the waiter's own lease expires during the wait, which happens when
+// etcd is out of reach for longer than the TTL, the wait starts over on a
+// new lease.
+func Acquire(ctx context.Context, client *clientv3.Client, key string, opts ...Option) (*Lock, error) {
+	return lock(ctx, client, key, opts, true)
+}
+
+func lock(ctx context.Context, client *clientv3.Client, key string, opts []Option, wait bool) (*Lock, error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if key == "" {
+		return nil, errors.New("etcdlock: empty lock key")
+	}
+	content, err := lockfile.ExpandTemplate(c.template)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		a, err := start(ctx, client, key, content, c.ttl)
+		if err != nil {
+			return nil, err
+		}
+		if !wait {
+			return a.try(ctx)
+		}
+		l, err := a.wait(ctx)
+		if errors.Is(err, errRetry) {
+			continue
+		}
+		return l, err
+	}
+}
+
+// errRetry makes Acquire start over when its lease ended during the wait.
+var errRetry = errors.New("etcdlock: waiter's lease ended")
+
+// An attempt is a contender: a lease kept alive by a session, and its key
+// under the lock's prefix.
+type attempt struct {
+	key, myKey, content string
+	client              *clientv3.Client
+	session             *concurrency.Session
+	mutex               *concurrency.Mutex
+	token               int64  // the create revision of myKey
+	firstHolder         string // the holder when the attempt started
+}
+
+// start grants a lease and puts this contender's key with its content.
+// The key is put before the Mutex sees it, under the very name the Mutex
+// gives its own key (the prefix and the lease ID in hex), so the Mutex adopts
+// it instead of creating an empty one: a contender can then always read the
+// holder's content, even the instant after a handoff.
+func start(ctx context.Context, client *clientv3.Client, key, content string, ttl time.Duration) (*attempt, error) {
+	fail := func(what string, err error) error {
+		return fmt.Errorf("etcdlock: lock %s: %s: %w", key, what, err)
+	}
+	grant, err := client.Grant(ctx, int64(ttl/time.Second))
+	if err != nil {
+		return nil, fail("granting a lease", err)
+	}
+	session, err := concurrency.NewSession(client, concurrency.WithLease(grant.ID), concurrency.WithTTL(int(grant.TTL)))
+	if err != nil {
+		revoke(client, grant.ID)
+		return nil, fail("keeping the lease alive", err)
+	}
+	a := &attempt{key: key, content: content, client: client, session: session,
+		myKey: key + "/" + strconv.FormatInt(int64(grant.ID), 16)}
+	resp, err := client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(a.myKey), "=", 0)).
+		Then(clientv3.OpPut(a.myKey, content, clientv3.WithLease(grant.ID)),
+			clientv3.OpGet(key+"/", clientv3.WithFirstCreate()...)).
+		Commit()
+	if err != nil {
+		a.abandon()
+		return nil, fail("putting the lock key", err)
+	}
+	if !resp.Succeeded { // a fresh lease's key cannot exist
+		a.abandon()
+		return nil, fail("putting the lock key", fmt.Errorf("key %s exists already", a.myKey))
+	}
+	a.token = resp.Header.Revision
+	a.firstHolder = holderOf(resp.Responses[1].GetResponseRange().Kvs)
+	a.mutex = concurrency.NewMutex(session, key)
+	return a, nil
+}
+
+// try is New's single attempt.
+func (a *attempt) try(ctx context.Context) (*Lock, error) {
+	err := a.mutex.TryLock(ctx)
+	if errors.Is(err, concurrency.ErrLocked) {
+		holder := a.holder(ctx)
+		a.abandon()
+		return nil, &lockfile.LockError{Path: a.key, Holder: holder, Err: lockfile.ErrLocked}
+	}
+	if err != nil {
+		a.abandon()
+		return nil, fmt.Errorf("etcdlock: lock %s: %w", a.key, err)
+	}
+	return a.held()
+}
+
+// wait is Acquire's wait. The Mutex waits in a goroutine of its own, so that
+// the caller is free the moment ctx ends: the Mutex then removes its key
+// with a call that waits for etcd as long as it takes.
+func (a *attempt) wait(ctx context.Context) (*Lock, error) {
+	// The wait also ends when this contender's lease does: a waiter whose
+	// key is gone would otherwise wait for its predecessors only to find
+	// that out.
+	waitCtx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(a.session.Ctx(), cancel)
+	result := make(chan error, 1)
+	go func() {
+		result <- a.mutex.Lock(waitCtx)
+		stop()
+		cancel()
+	}()
+	select {
+	case err := <-result:
+		switch {
+		case err == nil:
+			return a.held()
+		case ctx.Err() != nil:
+			a.abandon()
+			return nil, a.gaveUp(ctx)
+		case a.session.Ctx().Err() != nil || errors.Is(err, concurrency.ErrSessionExpired):
+			a.abandon()
+			return nil, errRetry
+		}
+		a.abandon()
+		return nil, fmt.Errorf("etcdlock: lock %s: %w", a.key, err)
+	case <-ctx.Done():
+		go func() {
+			<-result // the Mutex has removed its key, or holds the lock
+			a.abandon()
+		}()
+		return nil, a.gaveUp(ctx)
+	}
+}
+
+func (a *attempt) gaveUp(ctx context.Context) error {
+	return &lockfile.LockError{Path: a.key, Holder: a.holder(ctx),
+		Err: fmt.Errorf("%w; stopped waiting: %w", lockfile.ErrLocked, ctx.Err())}
+}
+
+// holder names the holder now, or if etcd does not answer in time, the one
+// found when the attempt started.
+func (a *attempt) holder(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), holderTimeout)
+	defer cancel()
+	resp, err := a.client.Get(ctx, a.key+"/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return a.firstHolder
+	}
+	return holderOf(resp.Kvs)
+}
+
+// holderOf names the holder in the first key of a lock's prefix, by the
+// rules of the file lock: the first line of its content, trimmed.
+func holderOf(kvs []*mvccpb.KeyValue) string {
+	if len(kvs) == 0 {
+		return ""
+	}
+	first, _, _ := strings.Cut(string(kvs[0].Value), "\n")
+	return strings.TrimSpace(first)
+}
+
+// abandon ends the keep-alive and revokes the lease, which deletes the
+// contender's key. If etcd does not answer in time, the lease expires by
+// itself.
+func (a *attempt) abandon() {
+	a.session.Orphan()
+	revoke(a.client, a.session.Lease())
+}
+
+func revoke(client *clientv3.Client, id clientv3.LeaseID) error {
+	ctx, cancel := context.WithTimeout(client.Ctx(), holderTimeout)
+	defer cancel()
+	_, err := client.Revoke(ctx, id)
+	return err
+}
+
+// held turns a successful attempt into a Lock.
+func (a *attempt) held() (*Lock, error) {
+	if a.mutex.Key() != a.myKey {
+		// The Mutex named its key otherwise than start expects; the
+		// content and the token would belong to another key.
+		a.abandon()
+		return nil, fmt.Errorf("etcdlock: lock %s: the Mutex's key %q is not %q", a.key, a.mutex.Key(), a.myKey)
+	}
+	watchCtx, stopWatch := context.WithCancel(a.client.Ctx())
+	l := &Lock{key: a.key, myKey: a.myKey, content: a.content, token: a.token,
+		client: a.client, session: a.session,
+		lost: make(chan struct{}), stopWatch: stopWatch, watchDone: make(chan struct{})}
+	go l.watch(watchCtx)
+	return l, nil
+}
+
+// Key returns the lock's key as it was given.
+func (l *Lock) Key() string { return l.key }
+
+// Content returns the expanded content template stored as the value of this
+// holder's key: what a refused contender sees as the holder.
+func (l *Lock) Content() string { return l.content }
+
+// Token returns this holder's fencing token: the etcd revision at which its
+// key was created. The lock goes to contenders in the order their keys were
+// created, so every later holder of the lock has a greater token, whatever
+// client or host it runs on. A resource guarded by the lock can store the
+// greatest token it has seen and refuse writes carrying a lower one; that
+// turns away a holder that lost the lock without noticing yet (see
+// [Lock.Lost]). Tokens of different keys are not related.
+func (l *Lock) Token() int64 { return l.token }
+
+// Lost returns a channel that is closed once this Lock no longer holds the
+// lock: when it is lost, or at the latest by Close, so that goroutines
+// waiting on it end either way. The lock is lost when its lease ends (it
+// expired because the holder could not renew it within the TTL, or it was
+// revoked) or when its key is deleted. A holder that did not close the lock
+// itself stops its work under the lock when Lost is closed; [Lock.Close]
+// then returns an error wrapping [ErrLost].
+//
+// Loss is seen late: a lease that runs out while etcd is out of reach is
+// noticed by the holder's own clock, up to about a second after etcd let
+// it expire, and the next holder may already hold the lock by then. Use
+// [Lock.Token] where that matters.
+func (l *Lock) Lost() <-chan struct{} { return l.lost }
+
+// Close releases the lock by revoking its lease, which deletes its key, so
+// the next waiter gets the lock at once. Closing a closed lock does nothing
+// and returns nil.
+//
+// If the lock had been lost, Close returns an error wrapping [ErrLost], and
+// returns at once when the loss was the end of the lease. Otherwise it waits
+// for etcd to revoke the lease, for at most the TTL: if it gets no answer,
+// the lease, no longer renewed, has expired by then. Either way the lock is
+// free when Close returns.
+func (l *Lock) Close() error {
+	l.mu.Lock()
+	if l.released {
+		l.mu.Unlock()
+		return nil
+	}
+	l.released = true
+	l.mu.Unlock()
+	l.stopWatch()
+	<-l.watchDone // no loss is recorded after this
+	lostErr := l.lostErr
+	if lostErr == nil {
+		close(l.lost)
+	}
+	select {
+	case <-l.session.Done():
+		// The keep-alive has ended: the lease has expired or will unless
+		// renewed, and nothing renews it now.
+		l.session.Orphan()
+		if lostErr == nil {
+			lostErr = errLeaseEnded
+		}
+		return fmt.Errorf("etcdlock: release %s: %w", l.key, lostErr)
+	default:
+	}
+	err := l.session.Close()
+	if lostErr != nil {
+		return fmt.Errorf("etcdlock: release %s: %w", l.key, lostErr)
+	}
+	if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return fmt.Errorf("etcdlock: release %s: %w", l.key, err)
+	}
+	return nil
+}
+
+var (
+	errLeaseEnded = fmt.Errorf("%w: its lease ended (expired, revoked, or not renewed within its TTL)", ErrLost)
+	errKeyDeleted = fmt.Errorf("%w: its key was deleted", ErrLost)
+)
+
+// watch closes lost when the lease ends or the key is deleted, until ctx
+// is cancelled by Close.
+func (l *Lock) watch(ctx context.Context) {
+	defer close(l.watchDone)
+	// Watching from the revision after the key's creation catches a
+	// deletion that came before the watch started.
+	rev := l.token + 1
+	for {
+		reason := l.watchFrom(ctx, &rev)
+		if reason == nil && ctx.Err() == nil {
+			// The watch ended without news: its revision was compacted
+			// away, or the member serving it went down. Look at the
+			// key itself, and watch again from there.
+			reason = l.check(ctx, &rev)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if reason != nil {
+			l.mu.Lock()
+			if !l.released {
+				l.lostErr = reason
+				close(l.lost)
+			}
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
+// watchFrom watches the key from *rev, which it advances, and returns why
+// the lock was lost, or nil if the watch ended first.
+func (l *Lock) watchFrom(ctx context.Context, rev *int64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := l.client.Watch(ctx, l.myKey, clientv3.WithRev(*rev))
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.session.Done():
+			return errLeaseEnded
+		case resp, ok := <-events:
+			if !ok || resp.Err() != nil {
+				return nil
+			}
+			for _, ev := range resp.Events {
+				if ev.Type == mvccpb.DELETE {
+					return errKeyDeleted
+				}
+			}
+			*rev = resp.Header.Revision + 1
+		}
+	}
+}
+
+// check reads the key, retrying until etcd answers, and returns why the lock
+// was lost, or nil with *rev set to watch from.
+func (l *Lock) check(ctx context.Context, rev *int64) error {
+	for {
+		resp, err := l.client.Get(ctx, l.myKey)
+		if err == nil {
+			if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != l.token {
+				return errKeyDeleted
+			}
+			*rev = resp.Header.Revision + 1
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.session.Done():
+			return errLeaseEnded
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
