@@ -175,14 +175,16 @@ func New(ctx context.Context, client *clientv3.Client, key string, opts ...Optio
 // first. Waiters get the lock in the order they started waiting, and each is
 // woken by a watch, not by polling.
 //
-// If ctx ends first, the error is a [*lockfile.LockError] naming the holder
+// If ctx ends while Acquire waits, the error is a [*lockfile.LockError] naming the holder
 // at that moment, for which both errors.Is(err, lockfile.ErrLocked) and
 // errors.Is(err, ctx.Err()) hold. Acquire returns then, within a second at
 // most (the time it allows etcd to name the holder) even if etcd does not
 // answer; the abandoned wait's key and lease are removed in the background.
 // If the waiter's own lease expires during the wait, which happens when
 // etcd is out of reach for longer than the TTL, the wait starts over on a
-// new lease.
+// new lease. If ctx ends before etcd has said whether the lock is held (it
+// was done already, or etcd is slow to answer), the error wraps ctx's
+// error but not ErrLocked.
 func Acquire(ctx context.Context, client *clientv3.Client, key string, opts ...Option) (*Lock, error) {
 	return lock(ctx, client, key, opts, true)
 }
@@ -371,7 +373,9 @@ func (a *attempt) held() (*Lock, error) {
 		a.abandon()
 		return nil, fmt.Errorf("etcdlock: lock %s: the Mutex's key %q is not %q", a.key, a.mutex.Key(), a.myKey)
 	}
-	watchCtx, stopWatch := context.WithCancel(a.client.Ctx())
+	// Only Close cancels the watch's context: a watch ended by the client's
+	// closing must be seen as the loss it is.
+	watchCtx, stopWatch := context.WithCancel(context.Background())
 	l := &Lock{key: a.key, myKey: a.myKey, content: a.content, token: a.token,
 		client: a.client, session: a.session,
 		lost: make(chan struct{}), stopWatch: stopWatch, watchDone: make(chan struct{})}
@@ -462,19 +466,27 @@ var (
 // is cancelled by Close.
 func (l *Lock) watch(ctx context.Context) {
 	defer close(l.watchDone)
+	// The calls to etcd end when the lease does: on a closed client they
+	// would otherwise never return.
+	callCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(l.session.Ctx(), cancel)()
 	// Watching from the revision after the key's creation catches a
 	// deletion that came before the watch started.
 	rev := l.token + 1
 	for {
-		reason := l.watchFrom(ctx, &rev)
-		if reason == nil && ctx.Err() == nil {
+		reason := l.watchFrom(callCtx, &rev)
+		if reason == nil && callCtx.Err() == nil {
 			// The watch ended without news: its revision was compacted
 			// away, or the member serving it went down. Look at the
 			// key itself, and watch again from there.
-			reason = l.check(ctx, &rev)
+			reason = l.check(callCtx, &rev)
 		}
 		if ctx.Err() != nil {
 			return
+		}
+		if reason == nil && l.session.Ctx().Err() != nil {
+			reason = errLeaseEnded
 		}
 		if reason != nil {
 			l.mu.Lock()

@@ -1,0 +1,340 @@
+//go:build unix
+
+package etcdlock
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/golockfile/lockfile"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+func TestOptionsRefusedBeforeEtcdIsContacted(t *testing.T) {
+	// A nil client would panic if it were used.
+	for _, tc := range []struct {
+		opt    Option
+		option string
+	}{
+		{WithTTL(500 * time.Millisecond), "WithTTL"},
+		{WithTTL(1500 * time.Millisecond), "WithTTL"},
+		{WithTTL(-time.Second), "WithTTL"},
+		{WithContentTemplate("{pid"), "WithContentTemplate"},
+		{WithContentTemplate("{user}"), "WithContentTemplate"},
+	} {
+		for _, take := range []func(context.Context, *clientv3.Client, string, ...Option) (*Lock, error){New, Acquire} {
+			_, err := take(context.Background(), nil, "/k", WithTTL(2*time.Second), tc.opt)
+			var optErr *lockfile.OptionError
+			if !errors.As(err, &optErr) || optErr.Option != tc.option {
+				t.Errorf("got %v, want a *lockfile.OptionError for %s", err, tc.option)
+			}
+		}
+	}
+	if _, err := New(context.Background(), nil, ""); err == nil {
+		t.Error("an empty key was accepted")
+	}
+}
+
+func TestNewRefusedNamesHolder(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	l, err := New(ctx, c, key, WithContentTemplate("{pid};{hostname}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if want := strconv.Itoa(os.Getpid()) + ";" + host; l.Content() != want {
+		t.Errorf("Content() = %q, want %q", l.Content(), want)
+	}
+
+	// A second Lock, even of the same process and client, is refused.
+	_, err = New(ctx, c, key)
+	var lockErr *lockfile.LockError
+	if !errors.As(err, &lockErr) || !errors.Is(err, lockfile.ErrLocked) {
+		t.Fatalf("second New: %v, want a *lockfile.LockError wrapping ErrLocked", err)
+	}
+	if lockErr.Holder != l.Content() || lockErr.Path != key {
+		t.Errorf("LockError names %q at %q, want %q at %q", lockErr.Holder, lockErr.Path, l.Content(), key)
+	}
+	assertKeys(t, c, key, 1) // the refused contender left nothing behind
+
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	assertKeys(t, c, key, 0)
+	again, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if again.Token() <= l.Token() {
+		t.Errorf("token %d after %d", again.Token(), l.Token())
+	}
+}
+
+func TestTokenIsCreateRevisionAndGrows(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	var last int64
+	for range 20 {
+		l, err := New(ctx, c, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Get(ctx, key+"/", clientv3.WithPrefix())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Kvs) != 1 || resp.Kvs[0].CreateRevision != l.Token() || string(resp.Kvs[0].Value) != l.Content() {
+			t.Fatalf("keys %v, want one created at %d holding %q", resp.Kvs, l.Token(), l.Content())
+		}
+		if l.Token() <= last {
+			t.Fatalf("token %d after %d", l.Token(), last)
+		}
+		last = l.Token()
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestAcquireTimeoutNamesHolderAndCleansUp(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	leasesBefore := leaseCount(t, c)
+	l, err := New(ctx, c, key, WithContentTemplate("the holder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+
+	// A context that is done already ends the attempt before etcd says
+	// whether the lock is held.
+	done, cancel := context.WithTimeout(ctx, 0)
+	defer cancel()
+	if _, err := Acquire(done, c, key); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, lockfile.ErrLocked) {
+		t.Errorf("Acquire with a done context: %v, want DeadlineExceeded and not ErrLocked", err)
+	}
+
+	for _, timeout := range []time.Duration{10 * time.Millisecond, 300 * time.Millisecond} {
+		waitCtx, cancel := context.WithTimeout(ctx, timeout)
+		start := time.Now()
+		_, err = Acquire(waitCtx, c, key)
+		elapsed := time.Since(start)
+		cancel()
+		var lockErr *lockfile.LockError
+		if !errors.As(err, &lockErr) || !errors.Is(err, lockfile.ErrLocked) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Acquire: %v, want a *lockfile.LockError wrapping ErrLocked and DeadlineExceeded", err)
+		}
+		if lockErr.Holder != "the holder" {
+			t.Errorf("Holder = %q", lockErr.Holder)
+		}
+		if elapsed < timeout || elapsed > timeout+500*time.Millisecond {
+			t.Errorf("Acquire with a %v timeout returned after %v", timeout, elapsed)
+		}
+	}
+	// The abandoned waits' keys and leases go, in the background.
+	waitFor(t, "the waiters' keys and leases to go", func() bool {
+		return keyCount(t, c, key) == 1 && leaseCount(t, c) == leasesBefore+1
+	})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the holder's lease to go", func() bool { return leaseCount(t, c) == leasesBefore })
+}
+
+func TestAcquireWaitsForRelease(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	l, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *Lock)
+	go func() {
+		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		next, err := Acquire(waitCtx, c, key)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- next
+	}()
+	// Wait until the waiter's key is there, behind the holder's.
+	waitFor(t, "the waiter to queue", func() bool { return keyCount(t, c, key) == 2 })
+	select {
+	case <-got:
+		t.Fatal("Acquire returned while the lock was held")
+	case <-time.After(100 * time.Millisecond):
+	}
+	released := time.Now()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := <-got
+	if next == nil {
+		return
+	}
+	t.Logf("handoff in one process: %v", time.Since(released))
+	defer next.Close()
+	if next.Token() <= l.Token() {
+		t.Errorf("token %d after %d", next.Token(), l.Token())
+	}
+}
+
+func TestLostWhenLeaseRevokedBehindItsBack(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	l, err := New(ctx, c, key, WithTTL(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Lost():
+		t.Fatal("Lost closed while the lock is held")
+	case <-time.After(3 * time.Second): // longer than the TTL: the lease is kept alive
+	}
+	// Someone else, with a client of their own, revokes the lease.
+	other := testClient(t)
+	resp, err := other.Get(ctx, key+"/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("keys %v, %v", resp, err)
+	}
+	revoked := time.Now()
+	if _, err := other.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Lost():
+		t.Logf("Lost closed %v after the revocation", time.Since(revoked))
+	case <-time.After(2 * time.Second):
+		t.Fatal("Lost not closed 2s after the lease was revoked")
+	}
+	// The lock is free for others now.
+	next, err := New(ctx, other, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	start := time.Now()
+	err = l.Close()
+	if !errors.Is(err, ErrLost) {
+		t.Errorf("Close after loss: %v, want ErrLost", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close after loss took %v", d)
+	}
+	// Closing the lost lock did not touch the new holder's.
+	assertKeys(t, c, key, 1)
+}
+
+func TestLostWhenKeyDeleted(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	leasesBefore := leaseCount(t, c)
+	l, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, key+"/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Lost():
+	case <-time.After(2 * time.Second):
+		t.Fatal("Lost not closed 2s after the key was deleted")
+	}
+	if err := l.Close(); !errors.Is(err, ErrLost) {
+		t.Errorf("Close after loss: %v, want ErrLost", err)
+	}
+	// The lease, still alive, was revoked by Close.
+	if n := leaseCount(t, c); n != leasesBefore {
+		t.Errorf("%d leases after Close, want %d", n, leasesBefore)
+	}
+}
+
+func TestLostClosedByClose(t *testing.T) {
+	c := testClient(t)
+	l, err := New(context.Background(), c, testKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Lost():
+	default:
+		t.Fatal("Lost still open after Close")
+	}
+}
+
+func TestLostWhenClientCloses(t *testing.T) {
+	c, err := newClient(shared.clientURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := New(context.Background(), c, testKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	select {
+	case <-l.Lost():
+	case <-time.After(2 * time.Second):
+		t.Fatal("Lost not closed 2s after the client was closed")
+	}
+	if err := l.Close(); !errors.Is(err, ErrLost) {
+		t.Errorf("Close: %v, want ErrLost", err)
+	}
+}
+
+// waitFor polls cond until it holds, for at most 5 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5s for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func keyCount(t *testing.T, c *clientv3.Client, key string) int {
+	t.Helper()
+	resp, err := c.Get(context.Background(), key+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(resp.Count)
+}
+
+func assertKeys(t *testing.T, c *clientv3.Client, key string, want int) {
+	t.Helper()
+	if n := keyCount(t, c, key); n != want {
+		t.Errorf("%d keys under %s/, want %d", n, key, want)
+	}
+}
+
+func leaseCount(t *testing.T, c *clientv3.Client) int {
+	t.Helper()
+	resp, err := c.Leases(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(resp.Leases)
+}
