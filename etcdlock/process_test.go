@@ -1,0 +1,314 @@
+//go:build unix
+
+package etcdlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golockfile/lockfile"
+)
+
+func TestExclusionAcrossProcesses(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	holder := startHelper(t, "hold", shared.clientURL, key, "{pid};{hostname}", "2s")
+	rest := holder.expect(t, "locked")
+	_, content, _ := strings.Cut(rest, " ")
+	host, _ := os.Hostname()
+	if want := fmt.Sprintf("%d;%s", holder.cmd.Process.Pid, host); content != want {
+		t.Fatalf("holder's content %q, want %q", content, want)
+	}
+
+	// This process is refused, and told who holds the lock.
+	_, err := New(ctx, c, key)
+	var lockErr *lockfile.LockError
+	if !errors.As(err, &lockErr) || !errors.Is(err, lockfile.ErrLocked) || lockErr.Holder != content {
+		t.Fatalf("New while another process holds the lock: %v, want a LockError naming %q", err, content)
+	}
+	// So is a third process.
+	if got := startHelper(t, "try", shared.clientURL, key).expect(t, "locked"); got != content {
+		t.Fatalf("third process told the holder is %q, want %q", got, content)
+	}
+
+	holder.finish(t)
+	l, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatalf("New after the holder released: %v", err)
+	}
+	l.Close()
+}
+
+// TestHandoffAcrossProcesses has two processes take the lock in turns, each
+// holding it briefly while the other waits, and checks the resource's
+// fencing. The handoff time is the time from a holder's Close to the
+// waiter's Acquire returning; go test -v logs its percentiles.
+//
+// The handoff depends on how long the waiter has waited. etcd serves a
+// watch that starts at a past revision, as the Mutex's does, from a queue
+// it catches up every 100 ms: a lock released within 100 ms of the
+// waiter's queueing reaches it at the next catch-up; after that, at once.
+// So the test measures both: holds of 5 ms, and holds of 150 ms.
+func TestHandoffAcrossProcesses(t *testing.T) {
+	for _, tc := range []struct {
+		hold   time.Duration
+		rounds int
+	}{{5 * time.Millisecond, 60}, {150 * time.Millisecond, 30}} {
+		t.Run("hold="+tc.hold.String(), func(t *testing.T) {
+			key := testKey(t)
+			res := filepath.Join(t.TempDir(), "resource")
+			helpers := []*helper{
+				startHelper(t, "cycle", shared.clientURL, key, "2s", tc.hold.String(), res),
+				startHelper(t, "cycle", shared.clientURL, key, "2s", tc.hold.String(), res),
+			}
+			holds := collectHolds(t, helpers, tc.rounds, nil)
+			checkHolds(t, holds, true)
+			var handoffs []time.Duration
+			for i := 1; i < len(holds); i++ {
+				handoffs = append(handoffs, time.Duration(holds[i].acquiredAt-holds[i-1].releasedAt))
+			}
+			slices.Sort(handoffs)
+			t.Logf("%d holds, %d fencing tokens checked; %d handoffs between processes through etcd: p50 %v, p99 %v, max %v",
+				len(holds), len(holds), len(handoffs), percentile(handoffs, 50), percentile(handoffs, 99), handoffs[len(handoffs)-1])
+		})
+	}
+}
+
+func TestKilledHolderReleasedAfterTTL(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	const ttl = 2 * time.Second
+	holder := startHelper(t, "hold", shared.clientURL, key, "doomed", ttl.String())
+	holder.expect(t, "locked")
+	if err := holder.cmd.Process.Kill(); err != nil { // SIGKILL: no Close, no revoke
+		t.Fatal(err)
+	}
+	holder.cmd.Wait()
+	killed := time.Now()
+
+	// The dead holder's lease still stands, and still names it.
+	_, err := New(ctx, c, key)
+	var lockErr *lockfile.LockError
+	if !errors.As(err, &lockErr) || lockErr.Holder != "doomed" {
+		t.Fatalf("New right after the kill: %v, want a LockError naming %q", err, "doomed")
+	}
+
+	waitCtx, cancel := context.WithTimeout(ctx, ttl+5*time.Second)
+	defer cancel()
+	l, err := Acquire(waitCtx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	free := time.Since(killed)
+	t.Logf("lock free %v after SIGKILL of its holder (TTL %v)", free, ttl)
+	// The lease was renewed at most a third of the TTL before the kill, and
+	// etcd checks for expired leases every half second.
+	if low, high := ttl*2/3-100*time.Millisecond, ttl+time.Second; free < low || free > high {
+		t.Errorf("lock free %v after the kill, want between %v and %v", free, low, high)
+	}
+}
+
+// TestLostWhenEtcdStops stops the only etcd member (SIGSTOP), so that the
+// holder cannot renew its lease: Lost must close by the holder's own clock,
+// within the TTL and the client's one-second check, although etcd never
+// answers, and Close must not hang.
+func TestLostWhenEtcdStops(t *testing.T) {
+	servers, err := startCluster(t.TempDir(), "stopped", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := servers[0]
+	defer s.stop()
+	c, err := newClient(s.clientURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const ttl = 2 * time.Second
+	l, err := New(context.Background(), c, testKey(t), WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer s.cmd.Process.Signal(syscall.SIGCONT)
+	stopped := time.Now()
+	select {
+	case <-l.Lost():
+		t.Logf("Lost closed %v after etcd stopped (TTL %v)", time.Since(stopped), ttl)
+	case <-time.After(ttl + 2*time.Second):
+		t.Fatalf("Lost not closed %v after etcd stopped", ttl+2*time.Second)
+	}
+	start := time.Now()
+	if err := l.Close(); !errors.Is(err, ErrLost) {
+		t.Errorf("Close: %v, want ErrLost", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("Close after the lease ended took %v", d)
+	}
+}
+
+// TestClusterLosesLeader runs three processes taking the lock in turns
+// through a three-member cluster, kills the leader while they do, and
+// checks that the lock kept excluding: no holder entered the fenced
+// resource while another was inside, and every token was greater than
+// all before it.
+func TestClusterLosesLeader(t *testing.T) {
+	servers, err := startCluster(t.TempDir(), "cluster", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var endpoints []string
+	for _, s := range servers {
+		defer s.stop()
+		endpoints = append(endpoints, s.clientURL)
+	}
+	key := testKey(t)
+	res := filepath.Join(t.TempDir(), "resource")
+	var helpers []*helper
+	for range 3 {
+		helpers = append(helpers, startHelper(t, "cycle", strings.Join(endpoints, ","), key, "2s", "20ms", res))
+	}
+	var killedAt int64
+	holds := collectHolds(t, helpers, 120, func(n int) {
+		if n != 40 {
+			return
+		}
+		leader := findLeader(t, servers)
+		killedAt = time.Now().UnixNano()
+		leader.stop()
+		t.Logf("killed the leader, %s, after %d holds", leader.name, n)
+	})
+	checkHolds(t, holds, false)
+	after, lost := 0, 0
+	for _, h := range holds {
+		if h.acquiredAt > killedAt {
+			after++
+		}
+		lost += h.lost
+	}
+	if after == 0 {
+		t.Fatal("no holds after the leader was killed")
+	}
+	t.Logf("%d holds by 3 processes, %d after the leader was killed; %d fencing tokens checked, 0 overlaps, 0 stale tokens; %d locks lost",
+		len(holds), after, len(holds), lost)
+}
+
+// findLeader returns the member that is the cluster's leader now.
+func findLeader(t *testing.T, servers []*etcdServer) *etcdServer {
+	t.Helper()
+	for _, s := range servers {
+		c, err := newClient(s.clientURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := c.Status(ctx, s.clientURL)
+		cancel()
+		c.Close()
+		if err == nil && st.Leader == st.Header.MemberId {
+			return s
+		}
+	}
+	t.Fatal("no leader")
+	return nil
+}
+
+// hold is one round reported by a cycle helper.
+type hold struct {
+	token                  int64
+	acquiredAt, releasedAt int64
+	lost, overlaps, stale  int
+}
+
+// collectHolds reads the helpers' reports until n holds are in, calling
+// each(count) after each, then stops the helpers and returns the holds in
+// the order they were acquired.
+func collectHolds(t *testing.T, helpers []*helper, n int, each func(int)) []hold {
+	t.Helper()
+	lines := make(chan string)
+	for _, h := range helpers {
+		go func() {
+			for h.lines.Scan() {
+				lines <- h.lines.Text()
+			}
+		}()
+	}
+	var holds []hold
+	errs := 0
+	timeout := time.After(60 * time.Second)
+	for len(holds) < n {
+		select {
+		case line := <-lines:
+			verb, rest, _ := strings.Cut(line, " ")
+			if verb != "held" {
+				t.Logf("helper: %s", line)
+				if errs++; errs > 20 {
+					t.Fatal("too many errors")
+				}
+				continue
+			}
+			var h hold
+			if _, err := fmt.Sscan(rest, &h.token, &h.acquiredAt, &h.releasedAt, &h.lost, &h.overlaps, &h.stale); err != nil {
+				t.Fatalf("report %q: %v", line, err)
+			}
+			holds = append(holds, h)
+			if each != nil {
+				each(len(holds))
+			}
+		case <-timeout:
+			t.Fatalf("only %d holds after 60s", len(holds))
+		}
+	}
+	for _, h := range helpers {
+		h.stdin.Close()
+	}
+	go func() { // let the helpers finish their last round
+		for range lines {
+		}
+	}()
+	for _, h := range helpers {
+		if err := h.cmd.Wait(); err != nil {
+			t.Errorf("helper: %v", err)
+		}
+	}
+	slices.SortFunc(holds, func(a, b hold) int { return int(a.acquiredAt - b.acquiredAt) })
+	return holds
+}
+
+// checkHolds fails on any overlap or stale token the resource saw, on
+// tokens that do not grow in the order the lock was taken, on holds whose
+// times overlap, and, if lossForbidden, on a lost lock.
+func checkHolds(t *testing.T, holds []hold, lossForbidden bool) {
+	t.Helper()
+	for i, h := range holds {
+		if h.overlaps != 0 || h.stale != 0 {
+			t.Errorf("hold %d (token %d): %d overlaps, %d stale tokens seen by the resource", i, h.token, h.overlaps, h.stale)
+		}
+		if lossForbidden && h.lost != 0 {
+			t.Errorf("hold %d (token %d) lost its lock", i, h.token)
+		}
+		if i > 0 && h.token <= holds[i-1].token {
+			t.Errorf("hold %d has token %d after %d", i, h.token, holds[i-1].token)
+		}
+		if i > 0 && h.acquiredAt < holds[i-1].releasedAt {
+			t.Errorf("hold %d acquired %v before hold %d released", i, time.Duration(holds[i-1].releasedAt-h.acquiredAt), i-1)
+		}
+	}
+}
+
+func percentile(sorted []time.Duration, p int) time.Duration {
+	return sorted[(len(sorted)-1)*p/100]
+}
