@@ -34,12 +34,8 @@ const (
 	ciEnv = "LOCKFILE_CI"
 )
 
-// shared is the server TestMain starts; exampleEndpoints are its client URLs,
-// which the examples use.
-var (
-	shared           *etcdServer
-	exampleEndpoints []string
-)
+// shared is the server TestMain starts.
+var shared *etcdServer
 
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
@@ -71,7 +67,8 @@ func runTests(m *testing.M) int {
 	}
 	shared = servers[0]
 	defer shared.stop()
-	exampleEndpoints = []string{shared.clientURL}
+	// The examples find the server where etcdctl would.
+	os.Setenv("ETCDCTL_ENDPOINTS", shared.clientURL)
 	return m.Run()
 }
 

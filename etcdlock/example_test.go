@@ -1,0 +1,194 @@
+//go:build unix
+
+package etcdlock_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golockfile/lockfile"
+	"github.com/golockfile/lockfile/etcdlock"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// connect returns a client of the etcd cluster named by ETCDCTL_ENDPOINTS,
+// the variable etcdctl reads too. The tests set it to the server they start.
+func connect() *clientv3.Client {
+	client, err := clientv3.New(clientv3.Config{
+		Endpoints:   strings.Split(os.Getenv("ETCDCTL_ENDPOINTS"), ","),
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return client
+}
+
+// Start-up code for a service that runs on many hosts but must run once:
+// the second instance is refused and told where the first one runs.
+func Example() {
+	client := connect()
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// The instance on web-1 starts first.
+	running, err := etcdlock.New(ctx, client, "/locks/report-job", etcdlock.WithContentTemplate("4242;web-1"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("web-1 runs the job")
+
+	// Another instance, which would write "{pid};{hostname}", is refused.
+	_, err = etcdlock.New(ctx, client, "/locks/report-job", etcdlock.WithContentTemplate("{pid};{hostname}"))
+	var lockErr *lockfile.LockError
+	if errors.As(err, &lockErr) {
+		fmt.Printf("refused: held by %s (ErrLocked: %v)\n", lockErr.Holder, errors.Is(err, lockfile.ErrLocked))
+	}
+
+	if err := running.Close(); err != nil {
+		log.Fatal(err)
+	}
+	again, err := etcdlock.New(ctx, client, "/locks/report-job")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer again.Close()
+	fmt.Println("free again after Close")
+	// Output:
+	// web-1 runs the job
+	// refused: held by 4242;web-1 (ErrLocked: true)
+	// free again after Close
+}
+
+// Waiting for the lock, for at most a while.
+func ExampleAcquire() {
+	client := connect()
+	defer client.Close()
+	holder, err := etcdlock.New(context.Background(), client, "/locks/migrate", etcdlock.WithContentTemplate("migration on db-2"))
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = etcdlock.Acquire(ctx, client, "/locks/migrate")
+	var lockErr *lockfile.LockError
+	if errors.As(err, &lockErr) && errors.Is(err, context.DeadlineExceeded) {
+		fmt.Println("gave up waiting for:", lockErr.Holder)
+	}
+
+	// This time the holder finishes while we wait.
+	time.AfterFunc(100*time.Millisecond, func() { holder.Close() })
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lock, err := etcdlock.Acquire(ctx, client, "/locks/migrate")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer lock.Close()
+	fmt.Println("got the lock when the holder released it")
+	// Output:
+	// gave up waiting for: migration on db-2
+	// got the lock when the holder released it
+}
+
+// A resource that takes writes only with a token at least as great as any
+// it has seen turns away a holder that lost the lock and does not know it
+// yet: its token is lower than the new holder's.
+func ExampleLock_Token() {
+	client := connect()
+	defer client.Close()
+	ctx := context.Background()
+	store := &fencedStore{}
+
+	first, err := etcdlock.New(ctx, client, "/locks/ledger")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("first holder writes:", store.write(first.Token(), "a"))
+
+	// The first holder stalls (a long pause, a partition) and its lease
+	// runs out; here someone revokes it to the same effect.
+	resp, err := client.Get(ctx, "/locks/ledger/", clientv3.WithPrefix())
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		log.Fatal(err)
+	}
+	second, err := etcdlock.New(ctx, client, "/locks/ledger")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer second.Close()
+	fmt.Println("second holder writes:", store.write(second.Token(), "b"))
+	fmt.Println("first holder, late, writes:", store.write(first.Token(), "c"))
+	fmt.Println("first holder's Close:", errors.Is(first.Close(), etcdlock.ErrLost))
+	// Output:
+	// first holder writes: accepted
+	// second holder writes: accepted
+	// first holder, late, writes: refused
+	// first holder's Close: true
+}
+
+// fencedStore stands for a database or a storage service that checks
+// fencing tokens.
+type fencedStore struct {
+	mu     sync.Mutex
+	latest int64
+	data   []string
+}
+
+func (s *fencedStore) write(token int64, value string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if token < s.latest {
+		return "refused"
+	}
+	s.latest = token
+	s.data = append(s.data, value)
+	return "accepted"
+}
+
+// Work under the lock stops as soon as the lock is lost.
+func ExampleLock_Lost() {
+	client := connect()
+	defer client.Close()
+	ctx := context.Background()
+	lock, err := etcdlock.New(ctx, client, "/locks/compactor")
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// Someone deletes the lock's keys, as an operator clearing a lock
+	// by hand would.
+	time.AfterFunc(100*time.Millisecond, func() {
+		client.Delete(ctx, "/locks/compactor/", clientv3.WithPrefix())
+	})
+
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for working := true; working; {
+		select {
+		case <-tick.C:
+			// One step of the work.
+		case <-lock.Lost():
+			fmt.Println("lock lost: stopping")
+			working = false
+		}
+	}
+	err = lock.Close()
+	fmt.Println("Close reports the loss:", errors.Is(err, etcdlock.ErrLost))
+	// Output:
+	// lock lost: stopping
+	// Close reports the loss: true
+}
