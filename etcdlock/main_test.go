@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -304,13 +303,4 @@ func (h *helper) finish(t *testing.T) {
 	if err := h.cmd.Wait(); err != nil {
 		t.Fatalf("helper: %v", err)
 	}
-}
-
-func atoi64(t *testing.T, s string) int64 {
-	t.Helper()
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
