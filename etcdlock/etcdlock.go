@@ -51,6 +51,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // DefaultTTL is the lease TTL used without [WithTTL]. A dead holder keeps
@@ -64,12 +66,6 @@ const DefaultTTL = 10 * time.Second
 // wrapping it for a lock that had been lost, so that a holder learns that
 // its work may have overlapped with the next holder's.
 var ErrLost = errors.New("etcdlock: lock lost while held")
-
-// holderTimeout bounds the look-up of the holder when a wait has ended, and
-// the revocation of a lease on a failed attempt: both are courtesies that
-// must not keep a caller waiting on an unresponsive cluster. An unrevoked
-// lease expires by itself after its TTL, as its keep-alive has stopped.
-const holderTimeout = time.Second
 
 // An Option changes how a lock is taken. Options are applied in order; a
 // later option of the same kind replaces an earlier one.
@@ -144,6 +140,7 @@ type Lock struct {
 	myKey   string
 	content string
 	token   int64
+	ttl     time.Duration // as granted by etcd
 	client  *clientv3.Client
 	session *concurrency.Session
 
@@ -180,9 +177,10 @@ func New(ctx context.Context, client *clientv3.Client, key string, opts ...Optio
 // errors.Is(err, ctx.Err()) hold. Acquire returns then, within a second at
 // most (the time it allows etcd to name the holder) even if etcd does not
 // answer; the abandoned wait's key and lease are removed in the background.
-// If the waiter's own lease expires during the wait, which happens when
-// etcd is out of reach for longer than the TTL, the wait starts over on a
-// new lease. If ctx ends before etcd has said whether the lock is held (it
+// Failures that pass, such as a member out of reach or a leader election,
+// make Acquire start over on a new lease until ctx ends, and so does the
+// expiry of the waiter's own lease, which happens when etcd is out of reach
+// for longer than the TTL. Other failures are returned. If ctx ends before etcd has said whether the lock is held (it
 // was done already, or etcd is slow to answer), the error wraps ctx's
 // error but not ErrLocked.
 func Acquire(ctx context.Context, client *clientv3.Client, key string, opts ...Option) (*Lock, error) {
@@ -202,23 +200,46 @@ func lock(ctx context.Context, client *clientv3.Client, key string, opts []Optio
 		return nil, err
 	}
 	for {
+		var l *Lock
 		a, err := start(ctx, client, key, content, c.ttl)
-		if err != nil {
-			return nil, err
-		}
-		if !wait {
+		switch {
+		case err == nil && !wait:
 			return a.try(ctx)
+		case err == nil:
+			l, err = a.wait(ctx)
 		}
-		l, err := a.wait(ctx)
-		if errors.Is(err, errRetry) {
-			continue
+		if !wait || ctx.Err() != nil || !(errors.Is(err, errRetry) || passing(err)) {
+			return l, err
 		}
-		return l, err
+		select {
+		case <-ctx.Done():
+		case <-time.After(retryPause):
+		}
 	}
+}
+
+// passing reports whether err is one that etcd gives while a member is out
+// of reach or a leader is being elected, which a retry soon gets past.
+func passing(err error) bool {
+	if s, ok := status.FromError(err); ok && s.Code() == codes.Unavailable {
+		return true
+	}
+	for _, e := range []error{rpctypes.ErrNoLeader, rpctypes.ErrLeaderChanged, rpctypes.ErrTimeout,
+		rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // errRetry makes Acquire start over when its lease ended during the wait.
 var errRetry = errors.New("etcdlock: waiter's lease ended")
+
+// retryPause is how long Acquire pauses before it starts over after a
+// passing failure: long enough not to flood a cluster that is electing a
+// leader, short against the election itself.
+const retryPause = 100 * time.Millisecond
 
 // An attempt is a contender: a lease kept alive by a session, and its key
 // under the lock's prefix.
@@ -227,8 +248,9 @@ type attempt struct {
 	client              *clientv3.Client
 	session             *concurrency.Session
 	mutex               *concurrency.Mutex
-	token               int64  // the create revision of myKey
-	firstHolder         string // the holder when the attempt started
+	token               int64         // the create revision of myKey
+	ttl                 time.Duration // as granted by etcd
+	firstHolder         string        // the holder when the attempt started
 }
 
 // start grants a lease and puts this contender's key with its content.
@@ -250,6 +272,7 @@ func start(ctx context.Context, client *clientv3.Client, key, content string, tt
 		return nil, fail("keeping the lease alive", err)
 	}
 	a := &attempt{key: key, content: content, client: client, session: session,
+		ttl:   time.Duration(grant.TTL) * time.Second,
 		myKey: key + "/" + strconv.FormatInt(int64(grant.ID), 16)}
 	resp, err := client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(a.myKey), "=", 0)).
@@ -377,7 +400,7 @@ func (a *attempt) held() (*Lock, error) {
 	// closing must be seen as the loss it is.
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	l := &Lock{key: a.key, myKey: a.myKey, content: a.content, token: a.token,
-		client: a.client, session: a.session,
+		ttl: a.ttl, client: a.client, session: a.session,
 		lost: make(chan struct{}), stopWatch: stopWatch, watchDone: make(chan struct{})}
 	go l.watch(watchCtx)
 	return l, nil
@@ -418,10 +441,12 @@ func (l *Lock) Lost() <-chan struct{} { return l.lost }
 // and returns nil.
 //
 // If the lock had been lost, Close returns an error wrapping [ErrLost], and
-// returns at once when the loss was the end of the lease. Otherwise it waits
-// for etcd to revoke the lease, for at most the TTL: if it gets no answer,
-// the lease, no longer renewed, has expired by then. Either way the lock is
-// free when Close returns.
+// returns at once when the loss was the end of the lease. Otherwise it
+// stops renewing the lease and asks etcd to revoke it, again while etcd
+// fails (as during a leader election), for at most the TTL. If etcd never
+// answers, Close returns the error, and the lease expires by itself: one
+// TTL after its last renewal, a little later if a new leader was elected
+// in between, since a new leader grants every lease a fresh TTL.
 func (l *Lock) Close() error {
 	l.mu.Lock()
 	if l.released {
@@ -447,7 +472,8 @@ func (l *Lock) Close() error {
 		return fmt.Errorf("etcdlock: release %s: %w", l.key, lostErr)
 	default:
 	}
-	err := l.session.Close()
+	l.session.Orphan()
+	err := l.revoke()
 	if lostErr != nil {
 		return fmt.Errorf("etcdlock: release %s: %w", l.key, lostErr)
 	}
@@ -456,6 +482,38 @@ func (l *Lock) Close() error {
 	}
 	return nil
 }
+
+// revoke revokes the lock's lease, trying again while etcd fails, for at
+// most the TTL: by then the lease, no longer renewed, has expired. A try
+// lost in a leader election would otherwise use up the whole TTL.
+func (l *Lock) revoke() error {
+	deadline := time.Now().Add(l.ttl)
+	for {
+		try := time.Now().Add(revokeTry)
+		if try.After(deadline) {
+			try = deadline
+		}
+		ctx, cancel := context.WithDeadline(l.client.Ctx(), try)
+		_, err := l.client.Revoke(ctx, l.session.Lease())
+		cancel()
+		if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return nil
+		}
+		if l.client.Ctx().Err() != nil || !time.Now().Before(deadline) {
+			return err
+		}
+	}
+}
+
+// revokeTry bounds one try of Close's revocation, and holderTimeout the
+// look-up of the holder when a wait has ended and the revocation of a
+// failed attempt's lease: courtesies that must not keep a caller waiting on
+// an unresponsive cluster. An unrevoked lease expires by itself after its
+// TTL, as its keep-alive has stopped.
+const (
+	revokeTry     = time.Second
+	holderTimeout = time.Second
+)
 
 var (
 	errLeaseEnded = fmt.Errorf("%w: its lease ended (expired, revoked, or not renewed within its TTL)", ErrLost)

@@ -5,13 +5,18 @@ package etcdlock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/golockfile/lockfile"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestOptionsRefusedBeforeEtcdIsContacted(t *testing.T) {
@@ -337,4 +342,68 @@ func leaseCount(t *testing.T, c *clientv3.Client) int {
 		t.Fatal(err)
 	}
 	return len(resp.Leases)
+}
+
+func TestNoGoroutinesOrLeasesLeft(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	// The client starts its keep-alive and watch streams on first use.
+	warm, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm.Close()
+	time.Sleep(100 * time.Millisecond)
+	goroutines, leases := runtime.NumGoroutine(), leaseCount(t, c)
+
+	holder, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if _, err := New(ctx, c, key); !errors.Is(err, lockfile.ErrLocked) {
+			t.Fatal(err)
+		}
+		waitCtx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		_, err := Acquire(waitCtx, c, key)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan *Lock)
+	go func() {
+		l, err := Acquire(ctx, c, key)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	waitFor(t, "the waiter to queue", func() bool { return keyCount(t, c, key) == 2 })
+	holder.Close()
+	if l := <-got; l != nil {
+		l.Close()
+	}
+	waitFor(t, "goroutines and leases to go", func() bool {
+		return runtime.NumGoroutine() <= goroutines && leaseCount(t, c) == leases
+	})
+}
+
+func TestPassingFailures(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("etcdlock: x: %w", status.Error(codes.Unavailable, "connection reset by peer")), true},
+		{fmt.Errorf("etcdlock: x: %w", rpctypes.ErrLeaderChanged), true},
+		{rpctypes.ErrNoLeader, true},
+		{status.Error(codes.PermissionDenied, "no"), false},
+		{rpctypes.ErrPermissionDenied, false},
+		{errors.New("other"), false},
+	} {
+		if got := passing(tc.err); got != tc.want {
+			t.Errorf("passing(%v) = %v", tc.err, got)
+		}
+	}
 }
