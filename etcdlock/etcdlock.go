@@ -172,17 +172,19 @@ func New(ctx context.Context, client *clientv3.Client, key string, opts ...Optio
 // first. Waiters get the lock in the order they started waiting, and each is
 // woken by a watch, not by polling.
 //
-// If ctx ends while Acquire waits, the error is a [*lockfile.LockError] naming the holder
-// at that moment, for which both errors.Is(err, lockfile.ErrLocked) and
-// errors.Is(err, ctx.Err()) hold. Acquire returns then, within a second at
-// most (the time it allows etcd to name the holder) even if etcd does not
-// answer; the abandoned wait's key and lease are removed in the background.
+// If ctx ends while Acquire waits, the error is a [*lockfile.LockError]
+// naming the holder at that moment, for which both errors.Is(err,
+// lockfile.ErrLocked) and errors.Is(err, ctx.Err()) hold. Acquire returns
+// then, within a second at most (the time it allows etcd to name the
+// holder) even if etcd does not answer; the abandoned wait's key and lease
+// are removed in the background. If ctx ends before etcd has said whether
+// the lock is held (it was done already, or etcd was slow or failing), the
+// error wraps ctx's error but not ErrLocked.
+//
 // Failures that pass, such as a member out of reach or a leader election,
 // make Acquire start over on a new lease until ctx ends, and so does the
 // expiry of the waiter's own lease, which happens when etcd is out of reach
-// for longer than the TTL. Other failures are returned. If ctx ends before etcd has said whether the lock is held (it
-// was done already, or etcd is slow to answer), the error wraps ctx's
-// error but not ErrLocked.
+// for longer than the TTL. Other failures are returned.
 func Acquire(ctx context.Context, client *clientv3.Client, key string, opts ...Option) (*Lock, error) {
 	return lock(ctx, client, key, opts, true)
 }
@@ -208,7 +210,11 @@ func lock(ctx context.Context, client *clientv3.Client, key string, opts []Optio
 		case err == nil:
 			l, err = a.wait(ctx)
 		}
-		if !wait || ctx.Err() != nil || !(errors.Is(err, errRetry) || passing(err)) {
+		again := wait && (errors.Is(err, errRetry) || passing(err))
+		if again && ctx.Err() != nil {
+			return nil, fmt.Errorf("etcdlock: lock %s: %w; last failure: %w", key, ctx.Err(), err)
+		}
+		if !again {
 			return l, err
 		}
 		select {
