@@ -230,8 +230,9 @@ func passing(err error) bool {
 	if s, ok := status.FromError(err); ok && s.Code() == codes.Unavailable {
 		return true
 	}
+	// A lease not found is the attempt's own, lost in a leader change.
 	for _, e := range []error{rpctypes.ErrNoLeader, rpctypes.ErrLeaderChanged, rpctypes.ErrTimeout,
-		rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost} {
+		rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost, rpctypes.ErrLeaseNotFound} {
 		if errors.Is(err, e) {
 			return true
 		}
