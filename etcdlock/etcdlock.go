@@ -35,6 +35,17 @@
 // resource that must never take a write from a holder that has lost the lock
 // therefore checks [Lock.Token], a number that grows with every new holder,
 // and refuses writes carrying a token lower than one it has seen.
+//
+// # Handoff and versions
+//
+// When the holder closes the lock, the next waiter holds it a few
+// milliseconds later. A waiter that queued less than about 100 ms before the
+// release can take up to 100 ms longer: etcd catches up a watch that starts
+// at a past revision, as the Mutex's does, every 100 ms.
+//
+// The package uses only key ranges and transactions, leases (grant,
+// keep-alive, revoke) and watches. The client it builds on, v3.7, is tested
+// here against etcd 3.4 servers, which serve all of those.
 package etcdlock
 
 import (
@@ -56,7 +67,8 @@ import (
 )
 
 // DefaultTTL is the lease TTL used without [WithTTL]. A dead holder keeps
-// the lock for at most this long; it is well above the time etcd needs to
+// the lock for about this long (etcd looks for expired leases twice a
+// second); it is well above the time etcd needs to
 // elect a new leader (about a second with etcd's default settings), so a
 // leader change does not cost a healthy holder its lock.
 const DefaultTTL = 10 * time.Second
