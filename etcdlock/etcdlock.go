@@ -459,8 +459,9 @@ func (l *Lock) Lost() <-chan struct{} { return l.lost }
 // the next waiter gets the lock at once. Closing a closed lock does nothing
 // and returns nil.
 //
-// If the lock had been lost, Close returns an error wrapping [ErrLost], and
-// returns at once when the loss was the end of the lease. Otherwise it
+// If the lock had been lost, Close returns an error wrapping [ErrLost], at
+// once when the loss was the end of the lease; so it does when etcd finds
+// the lease gone although Lost had not been closed yet. Otherwise Close
 // stops renewing the lease and asks etcd to revoke it, again while etcd
 // fails (as during a leader election), for at most the TTL. If etcd never
 // answers, Close returns the error, and the lease expires by itself: one
@@ -496,7 +497,7 @@ func (l *Lock) Close() error {
 	if lostErr != nil {
 		return fmt.Errorf("etcdlock: release %s: %w", l.key, lostErr)
 	}
-	if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+	if err != nil {
 		return fmt.Errorf("etcdlock: release %s: %w", l.key, err)
 	}
 	return nil
@@ -507,7 +508,7 @@ func (l *Lock) Close() error {
 // lost in a leader election would otherwise use up the whole TTL.
 func (l *Lock) revoke() error {
 	deadline := time.Now().Add(l.ttl)
-	for {
+	for n := 0; ; n++ {
 		try := time.Now().Add(revokeTry)
 		if try.After(deadline) {
 			try = deadline
@@ -515,8 +516,15 @@ func (l *Lock) revoke() error {
 		ctx, cancel := context.WithDeadline(l.client.Ctx(), try)
 		_, err := l.client.Revoke(ctx, l.session.Lease())
 		cancel()
-		if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		switch {
+		case err == nil:
 			return nil
+		case errors.Is(err, rpctypes.ErrLeaseNotFound) && n == 0:
+			// Gone before Close: a loss that the watch had not
+			// reported yet.
+			return errLeaseEnded
+		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			return nil // an earlier try that failed on the way back
 		}
 		if l.client.Ctx().Err() != nil || !time.Now().Before(deadline) {
 			return err
