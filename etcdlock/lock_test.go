@@ -292,7 +292,7 @@ func TestLostWhenClientCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := New(context.Background(), c, testKey(t))
+	l, err := New(context.Background(), c, testKey(t), WithTTL(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,8 +385,9 @@ func TestNoGoroutinesOrLeasesLeft(t *testing.T) {
 	if l := <-got; l != nil {
 		l.Close()
 	}
-	waitFor(t, "goroutines and leases to go", func() bool {
-		return runtime.NumGoroutine() <= goroutines && leaseCount(t, c) == leases
+	// Other tests' leases may expire meanwhile, so fewer is fine.
+	waitFor(t, fmt.Sprintf("goroutines and leases to go (%d, %d before)", goroutines, leases), func() bool {
+		return runtime.NumGoroutine() <= goroutines && leaseCount(t, c) <= leases
 	})
 }
 

@@ -234,9 +234,10 @@ func testClient(t *testing.T) *clientv3.Client {
 }
 
 // testKey returns a lock key of the test's own, so that tests sharing the
-// server do not meet.
+// server do not meet, nor do runs of one test (go test -count): a lock
+// whose client was closed stays until its TTL has passed.
 func testKey(t *testing.T) string {
-	return "/etcdlock-test/" + t.Name()
+	return fmt.Sprintf("/etcdlock-test/%s-%d", t.Name(), time.Now().UnixNano())
 }
 
 // helper is a running child process.
