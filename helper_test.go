@@ -122,6 +122,14 @@ func runHelper(mode string, args []string) int {
 		report("started")
 		waitForStdinEOF()
 		return 0
+
+	// Helpers of the reliability tests (reliability_test.go).
+	case "critical": // lockPath counterPath markerPath rounds
+		return runCritical(args)
+	case "crash-cycle": // lockPath bigSize smallSize
+		return runCrashCycle(args)
+	case "attempt": // path
+		return runAttempt(args)
 	}
 	report("error unknown helper %q", mode)
 	return 2
