@@ -374,4 +374,3 @@ func removedWhileWaiting(t *testing.T, start func(lockPath, counterPath, markerP
 	}
 	return removals, workers * rounds, counted, overlaps
 }
-
