@@ -21,6 +21,9 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (*os
 	if !followSymlinks {
 		flag |= unix.O_NOFOLLOW
 	}
+	if flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+		flag |= unix.O_NONBLOCK // else Holder's open of a FIFO waits for a writer
+	}
 	f, err := os.OpenFile(path, flag, perm)
 	if err != nil && !followSymlinks && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
 		if linkErr := refuseSymlink(path); linkErr != nil {
