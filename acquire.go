@@ -63,15 +63,19 @@ func lockWait(ctx context.Context, path string, c *config) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
+		info, err := probe.Stat()
+		if err != nil {
+			return nil, lockFailed(probe, path, err)
+		}
 		if err := tryLock(probe); !errors.Is(err, ErrLocked) {
 			if err != nil {
 				return nil, lockFailed(probe, path, err)
 			}
-			return probe, nil
-		}
-		info, err := probe.Stat()
-		if err != nil {
-			return nil, lockFailed(probe, path, err)
+			if stillAtPath(info, path, c) {
+				return probe, nil
+			}
+			release(probe, path) // removed by a holder that let go between our open and lock
+			continue
 		}
 		locked, err := waitFor(ctx, path, probe, info, c)
 		if locked != probe {
