@@ -265,7 +265,7 @@ func TestSoak(t *testing.T) {
 func TestLockFileRemovedWhileWaiting(t *testing.T) {
 	flock := flockCommand(t)
 	t.Run("Acquire", func(t *testing.T) {
-		const workers, rounds = 3, 300
+		const workers, rounds = 4, 300
 		removals, increments, counted, overlaps := removedWhileWaiting(t, func(lockPath, counterPath, markerPath string) *helper {
 			return startHelper(t, "critical", lockPath, counterPath, markerPath, strconv.Itoa(rounds))
 		}, workers, rounds)
