@@ -374,3 +374,77 @@ func removedWhileWaiting(t *testing.T, start func(lockPath, counterPath, markerP
 	}
 	return removals, workers * rounds, counted, overlaps
 }
+
+// The promise itself, looked at where it can be seen: a cleaner removes the
+// lock file only while it holds the lock, so whoever else holds a lock must
+// hold the file at the path. Each lock Acquire returns is checked while it
+// is held. The lockers are goroutines: flock locks belong to the open file,
+// so each excludes the others as processes would, and a process runs many
+// more cycles than processes could in the same time.
+func TestAcquiredFileIsAtThePath(t *testing.T) {
+	const lockers, rounds = 4, 3000
+	path := tempLockPath(t)
+	var removals, misses, cycles atomic.Int64
+	checkAtPath := WithOnLock(func(f *os.File) error {
+		locked, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if atPath, err := os.Lstat(path); err != nil || !os.SameFile(locked, atPath) {
+			misses.Add(1)
+		}
+		return nil
+	})
+	stop := make(chan struct{})
+	cleanerDone := make(chan struct{})
+	go func() {
+		defer close(cleanerDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			l, err := NewSimple(path)
+			if err != nil {
+				continue // held by a locker
+			}
+			if err := os.Remove(path); err != nil {
+				t.Error(err)
+			}
+			removals.Add(1)
+			l.Close()
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range lockers {
+		wg.Go(func() {
+			for round := range rounds {
+				ctx, cancel := context.Background(), context.CancelFunc(func() {})
+				if (i+round)%2 == 0 {
+					// A context that can end waits through the shared waiter.
+					ctx, cancel = context.WithTimeout(ctx, time.Minute)
+				}
+				l, err := AcquireSimple(ctx, path, checkAtPath)
+				cancel()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				l.Close()
+				cycles.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-cleanerDone
+	t.Logf("%d locks taken while the file was removed %d times; %d were on a file no longer at the path",
+		cycles.Load(), removals.Load(), misses.Load())
+	if misses.Load() != 0 {
+		t.Fatalf("%d of %d locks from AcquireSimple were on a file no longer at the path", misses.Load(), cycles.Load())
+	}
+	if removals.Load() < 100 {
+		t.Fatalf("the file was removed only %d times", removals.Load())
+	}
+}
