@@ -375,13 +375,22 @@ func removedWhileWaiting(t *testing.T, start func(lockPath, counterPath, markerP
 	return removals, workers * rounds, counted, overlaps
 }
 
-// The promise itself, looked at where it can be seen: a cleaner removes the
-// lock file only while it holds the lock, so whoever else holds a lock must
-// hold the file at the path. Each lock Acquire returns is checked while it
-// is held. The lockers are goroutines: flock locks belong to the open file,
-// so each excludes the others as processes would, and a process runs many
-// more cycles than processes could in the same time.
-func TestAcquiredFileIsAtThePath(t *testing.T) {
+// What Acquire promises, looked at where it can be seen: a cleaner removes
+// the lock file only while it holds the lock, so whoever else holds a lock
+// must hold the file at the path. Each lock taken is checked while it is
+// held, whether taken at once or after a wait, by AcquireSimple or by
+// NewSimple retried. The lockers are goroutines: flock locks belong to the
+// open file, so each excludes the others as processes would, and one
+// process runs many more cycles than processes could in the same time.
+func TestLockedFileIsAtThePath(t *testing.T) {
+	for _, how := range []string{"AcquireSimple", "NewSimple"} {
+		t.Run(how, func(t *testing.T) {
+			lockedFileIsAtThePath(t, how)
+		})
+	}
+}
+
+func lockedFileIsAtThePath(t *testing.T, how string) {
 	const lockers, rounds = 4, 3000
 	path := tempLockPath(t)
 	var removals, misses, cycles atomic.Int64
@@ -416,17 +425,30 @@ func TestAcquiredFileIsAtThePath(t *testing.T) {
 			l.Close()
 		}
 	}()
+	take := func(i, round int) (*SimpleLockFile, error) {
+		if how == "NewSimple" {
+			for {
+				l, err := NewSimple(path, checkAtPath)
+				if !errors.Is(err, ErrLocked) {
+					return l, err
+				}
+				runtime.Gosched()
+			}
+		}
+		ctx := context.Background()
+		if (i+round)%2 == 0 {
+			// A context that can end waits through the shared waiter.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+		}
+		return AcquireSimple(ctx, path, checkAtPath)
+	}
 	var wg sync.WaitGroup
 	for i := range lockers {
 		wg.Go(func() {
 			for round := range rounds {
-				ctx, cancel := context.Background(), context.CancelFunc(func() {})
-				if (i+round)%2 == 0 {
-					// A context that can end waits through the shared waiter.
-					ctx, cancel = context.WithTimeout(ctx, time.Minute)
-				}
-				l, err := AcquireSimple(ctx, path, checkAtPath)
-				cancel()
+				l, err := take(i, round)
 				if err != nil {
 					t.Error(err)
 					return
@@ -442,7 +464,7 @@ func TestAcquiredFileIsAtThePath(t *testing.T) {
 	t.Logf("%d locks taken while the file was removed %d times; %d were on a file no longer at the path",
 		cycles.Load(), removals.Load(), misses.Load())
 	if misses.Load() != 0 {
-		t.Fatalf("%d of %d locks from AcquireSimple were on a file no longer at the path", misses.Load(), cycles.Load())
+		t.Fatalf("%d of %d locks from %s were on a file no longer at the path", misses.Load(), cycles.Load(), how)
 	}
 	if removals.Load() < 100 {
 		t.Fatalf("the file was removed only %d times", removals.Load())
