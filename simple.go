@@ -144,14 +144,23 @@ func release(f *os.File, path string) error {
 // lockNow opens the lock file and locks it without waiting. On contention
 // it reads the holder's content through the file it opened, then closes it.
 func lockNow(path string, c *config) (*os.File, error) {
-	f, err := openLockFile(path, c)
-	if err != nil {
-		return nil, err
+	for {
+		f, err := openLockFile(path, c)
+		if err != nil {
+			return nil, err
+		}
+		info, err := f.Stat()
+		if err != nil {
+			return nil, lockFailed(f, path, err)
+		}
+		if err := tryLock(f); err != nil {
+			return nil, lockFailed(f, path, err)
+		}
+		if stillAtPath(info, path, c) {
+			return f, nil
+		}
+		release(f, path) // removed by a holder that let go between our open and lock
 	}
-	if err := tryLock(f); err != nil {
-		return nil, lockFailed(f, path, err)
-	}
-	return f, nil
 }
 
 // lockFailed closes f, which is not locked, and describes why.
