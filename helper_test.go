@@ -126,7 +126,7 @@ func runHelper(mode string, args []string) int {
 	// Helpers of the reliability tests (reliability_test.go).
 	case "critical": // lockPath counterPath markerPath rounds
 		return runCritical(args)
-	case "crash-cycle": // lockPath bigSize smallSize
+	case "crash-cycle": // lockPath longSize shortSize
 		return runCrashCycle(args)
 	case "attempt": // path
 		return runAttempt(args)

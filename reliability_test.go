@@ -78,20 +78,20 @@ func crashTemplate(fill byte, size int) string {
 }
 
 // runCrashCycle takes and releases the lock on path until it is killed,
-// writing a big and a small content by turns. The first time, it checks that
+// writing a long and a short content by turns. The first time, it checks that
 // the file holds exactly its own content, whatever its killed predecessor
 // left, and that Holder names it, and then reports "holding".
 func runCrashCycle(args []string) int {
 	path := args[0]
-	big, err1 := strconv.Atoi(args[1])
-	small, err2 := strconv.Atoi(args[2])
+	long, err1 := strconv.Atoi(args[1])
+	short, err2 := strconv.Atoi(args[2])
 	if err := errors.Join(err1, err2); err != nil {
 		fmt.Printf("error %v\n", err)
 		return 2
 	}
 	templates := []Option{
-		WithContentTemplate(crashTemplate('a', big)),
-		WithContentTemplate(crashTemplate('b', small)),
+		WithContentTemplate(crashTemplate('a', long)),
+		WithContentTemplate(crashTemplate('b', short)),
 	}
 	for cycle := 0; ; cycle++ {
 		l, err := Acquire(context.Background(), path, templates[cycle%2])
