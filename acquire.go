@@ -34,12 +34,12 @@ func AcquireSimple(ctx context.Context, path string, opts ...Option) (*SimpleLoc
 	if err != nil {
 		return nil, err
 	}
-	f, err := lockWait(ctx, path, c)
+	f, st, err := lockWait(ctx, path, c)
 	if err != nil {
 		return nil, err
 	}
 	l := &SimpleLockFile{path: path}
-	if err := l.hold(f, nil, c); err != nil {
+	if err := l.hold(f, st, nil, c); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -52,45 +52,55 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error
 	if err != nil {
 		return nil, err
 	}
-	f, err := lockWait(ctx, path, c)
+	f, st, err := lockWait(ctx, path, c)
 	if err != nil {
 		return nil, err
 	}
-	if err := l.hold(f, l.content, c); err != nil {
+	if err := l.hold(f, st, l.content, c); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-// lockWait locks the file at path, waiting while someone else holds it.
-func lockWait(ctx context.Context, path string, c *config) (sysFile, error) {
+// lockWait locks the file at path, waiting while someone else holds it,
+// and describes the locked file.
+func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, error) {
 	for {
 		probe, err := openLockFile(path, c)
 		if err != nil {
-			return sysFile{}, err
+			return sysFile{}, fileStat{}, err
 		}
-		if err := probe.tryLock(); !errors.Is(err, ErrLocked) {
-			if err != nil {
-				return sysFile{}, lockFailed(probe, path, err)
-			}
-			return probe, nil
+		st, err := lockOpened(probe, true)
+		switch {
+		case err == nil:
+			return probe, st, nil
+		case err == errRemoved:
+			probe.close()
+			continue
+		case !errors.Is(err, ErrLocked):
+			return sysFile{}, fileStat{}, lockFailed(probe, path, err)
 		}
 		waitedFor, err := probe.stat()
 		if err != nil {
-			return sysFile{}, lockFailed(probe, path, err)
+			return sysFile{}, fileStat{}, lockFailed(probe, path, err)
 		}
 		locked, ok, err := waitFor(ctx, path, probe, waitedFor, c)
 		if !ok || locked != probe {
 			probe.close()
 		}
 		if err != nil {
-			return sysFile{}, err
+			return sysFile{}, fileStat{}, err
 		}
 		if !ok {
 			continue // the lock went to another caller of this process
 		}
-		if atPath, err := statPath(path, c.followSymlinks); err == nil && atPath.sameFile(waitedFor) {
-			return locked, nil
+		// The file may have grown or shrunk while this caller waited, and
+		// may not be the one at the path any more.
+		st, err = locked.stat()
+		if err == nil {
+			if atPath, statErr := statPath(path, c.followSymlinks); statErr == nil && atPath.sameFile(st) {
+				return locked, st, nil
+			}
 		}
 		release(locked, path) // a file no longer at path; try the one there now
 	}

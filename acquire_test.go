@@ -184,6 +184,11 @@ func TestAbandonedWaitsAreBounded(t *testing.T) {
 			t.Fatalf("abandoned wait: %v", err)
 		}
 	}
+	// A context's timer runs its cancel in a goroutine of its own, which
+	// may not have ended yet; only one goroutine may stay.
+	for deadline := time.Now().Add(time.Second); runtime.NumGoroutine() > goroutinesBefore+1 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	fdsWaiting, threadsWaiting, goroutinesWaiting := openDescriptors(t), osThreads(t), runtime.NumGoroutine()
 	blockedWaiting := threadsBlockedInLock(t)
 	t.Logf("after 1000 abandoned waits: descriptors %d -> %d, OS threads %d -> %d (%d blocked in the lock call), goroutines %d -> %d",

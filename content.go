@@ -46,7 +46,11 @@ func Holder(path string) (holder string, held bool, err error) {
 		return "", false, err
 	}
 	defer f.close()
-	if _, err := checkRegular(f, path); err != nil {
+	st, err := f.stat()
+	if err != nil {
+		return "", false, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if err := checkRegular(st, path); err != nil {
 		return "", false, err
 	}
 	switch err := f.tryLockShared(); {

@@ -28,6 +28,9 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 	if !followSymlinks {
 		flag |= unix.O_NOFOLLOW
 	}
+	if flag&(unix.O_WRONLY|unix.O_RDWR) == 0 {
+		flag |= unix.O_NONBLOCK // else Holder's open of a named pipe waits for a writer
+	}
 	for {
 		fd, err := unix.Open(path, flag, uint32(perm))
 		switch {
@@ -136,10 +139,11 @@ func (f sysFile) osFile(name string) (*os.File, error) {
 }
 
 // A fileStat is what this package needs to know of a file: its type, its
-// size and which file it is.
+// size, which file it is and whether it still has a name.
 type fileStat struct {
 	mode     uint32
 	size     int64
+	nlink    uint64
 	dev, ino uint64
 }
 
@@ -160,8 +164,9 @@ func statPath(path string, followSymlinks bool) (fileStat, error) {
 }
 
 func newFileStat(st *unix.Stat_t) fileStat {
-	return fileStat{mode: uint32(st.Mode), size: st.Size, dev: uint64(st.Dev), ino: uint64(st.Ino)}
+	return fileStat{mode: uint32(st.Mode), size: st.Size, nlink: uint64(st.Nlink), dev: uint64(st.Dev), ino: uint64(st.Ino)}
 }
 
 func (s fileStat) regular() bool                { return s.mode&unix.S_IFMT == unix.S_IFREG }
 func (s fileStat) sameFile(other fileStat) bool { return s.dev == other.dev && s.ino == other.ino }
+func (s fileStat) removed() bool                { return s.nlink == 0 }

@@ -151,10 +151,11 @@ func (f sysFile) osFile(name string) (*os.File, error) {
 }
 
 // A fileStat is what this package needs to know of a file: its type, its
-// size and which file it is.
+// size, which file it is and whether it still has a name.
 type fileStat struct {
 	regularFile bool
 	size        int64
+	links       uint32
 	volume      uint32
 	index       uint64
 }
@@ -172,6 +173,7 @@ func (f sysFile) stat() (fileStat, error) {
 	return fileStat{
 		regularFile: kind == windows.FILE_TYPE_DISK && info.FileAttributes&uint32(notRegular) == 0,
 		size:        int64(info.FileSizeHigh)<<32 | int64(info.FileSizeLow),
+		links:       info.NumberOfLinks,
 		volume:      info.VolumeSerialNumber,
 		index:       uint64(info.FileIndexHigh)<<32 | uint64(info.FileIndexLow),
 	}, nil
@@ -203,6 +205,11 @@ func statPath(path string, followSymlinks bool) (fileStat, error) {
 }
 
 func (s fileStat) regular() bool { return s.regularFile }
+
+// removed reports a file deleted while open. Lock files are opened without
+// FILE_SHARE_DELETE, so it cannot happen to them, but the check costs
+// nothing where the file is looked at anyway.
+func (s fileStat) removed() bool { return s.links == 0 }
 func (s fileStat) sameFile(other fileStat) bool {
 	return s.volume == other.volume && s.index == other.index
 }

@@ -40,21 +40,32 @@ type LockFile struct {
 // never truncated or written by NewSimple itself; a hook set with
 // [WithOnLock] runs once the lock is held.
 //
-// As flock(1) and zc.lockfile do, NewSimple locks whatever the path opens
-// for reading and writing, a device or a named pipe included: it writes
-// nothing, so it has no cause to refuse one. Anything that writes, [New] or
-// a hook, refuses all but a regular file with [ErrNotRegular].
+// NewSimple is the bare cycle: an open, a lock and, at Close, a close. As
+// flock(1) and zc.lockfile do, it locks whatever the path opens for reading
+// and writing, a device or a named pipe included: it writes nothing, so it
+// has no cause to refuse one. Anything that writes, [New] or a hook,
+// refuses all but a regular file with [ErrNotRegular].
+//
+// Nor does it look at the file again once locked. If another program
+// deletes the lock file and then releases its lock at the very moment
+// between NewSimple's open and its lock, NewSimple locks the deleted file,
+// and a newcomer can lock a new file at the path beside it. [New],
+// [AcquireSimple], [Acquire] and NewSimple with a hook look at the file
+// they locked (they must, to write into it, or may as well) and start over
+// if it has been removed. No lock file, looked at or not, survives being
+// deleted while someone holds it: never delete a lock file that anyone may
+// lock.
 func NewSimple(path string, opts ...Option) (*SimpleLockFile, error) {
 	c, err := newSimpleConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	f, err := lockNow(path, c)
+	f, st, err := lockNow(path, c, c.onLock != nil)
 	if err != nil {
 		return nil, err
 	}
 	l := &SimpleLockFile{path: path}
-	if err := l.hold(f, nil, c); err != nil {
+	if err := l.hold(f, st, nil, c); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -65,16 +76,20 @@ func NewSimple(path string, opts ...Option) (*SimpleLockFile, error) {
 // there. A refused attempt changes nothing in the file, so the holder's
 // content stays readable. Content the file holds already is not written
 // again, so the file's modification time then stays as it was.
+//
+// If the file was removed between New's open and its lock (by a holder
+// that deletes the file before it lets go, say), New starts over on the
+// file at the path: the removed file locks out no one.
 func New(path string, opts ...Option) (*LockFile, error) {
 	l, c, err := newLockFile(path, opts)
 	if err != nil {
 		return nil, err
 	}
-	f, err := lockNow(path, c)
+	f, st, err := lockNow(path, c, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := l.hold(f, l.content, c); err != nil {
+	if err := l.hold(f, st, l.content, c); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -133,17 +148,44 @@ func release(f sysFile, path string) error {
 	return nil
 }
 
-// lockNow opens the lock file and locks it without waiting. On contention
-// it reads the holder's content through the file it opened, then closes it.
-func lockNow(path string, c *config) (sysFile, error) {
-	f, err := openLockFile(path, c)
-	if err != nil {
-		return sysFile{}, err
+// lockNow opens the lock file and locks it without waiting, and with look
+// set describes the locked file. On contention it reads the holder's
+// content through the file it opened, then closes it.
+func lockNow(path string, c *config, look bool) (sysFile, fileStat, error) {
+	for {
+		f, err := openLockFile(path, c)
+		if err != nil {
+			return sysFile{}, fileStat{}, err
+		}
+		st, err := lockOpened(f, look)
+		switch {
+		case err == errRemoved:
+			f.close()
+		case err != nil:
+			return sysFile{}, fileStat{}, lockFailed(f, path, err)
+		default:
+			return f, st, nil
+		}
 	}
-	if err := f.tryLock(); err != nil {
-		return sysFile{}, lockFailed(f, path, err)
+}
+
+// errRemoved reports a lock taken on a file that was removed between its
+// open and its lock, by a holder that deletes the file before it lets go,
+// say. Such a lock excludes no one: the caller starts over on the file at
+// the path now.
+var errRemoved = errors.New("lock file removed before it was locked")
+
+// lockOpened locks f without waiting and, with look set, describes it. On
+// an error f stays open, locked if the error is errRemoved.
+func lockOpened(f sysFile, look bool) (fileStat, error) {
+	if err := f.tryLock(); err != nil || !look {
+		return fileStat{}, err
 	}
-	return f, nil
+	st, err := f.stat()
+	if err == nil && st.removed() {
+		err = errRemoved
+	}
+	return st, err
 }
 
 // lockFailed closes f, which is not locked, and describes why.
@@ -189,15 +231,11 @@ func openLockFile(path string, c *config) (sysFile, error) {
 // checkRegular refuses a device, a named pipe or a directory as a file to
 // write into: content written there would land on a disk, a terminal or
 // another program.
-func checkRegular(f sysFile, path string) (fileStat, error) {
-	st, err := f.stat()
-	if err == nil && !st.regular() {
-		err = ErrNotRegular
+func checkRegular(st fileStat, path string) error {
+	if !st.regular() {
+		return &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
 	}
-	if err != nil {
-		return fileStat{}, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	return st, nil
+	return nil
 }
 
 // refuseSymlink returns an ErrSymlink error if the last element of path is
@@ -209,19 +247,18 @@ func refuseSymlink(path string) error {
 	return nil
 }
 
-// hold finishes taking a lock on f, which is locked: it writes content, if
-// any, runs the hook, and records the lock as held. If either step fails,
-// the lock is released and f closed.
-func (l *SimpleLockFile) hold(f sysFile, content []byte, c *config) error {
+// hold finishes taking a lock on f, which is locked and, if content or a
+// hook is to write into it, described by st: it writes content, if any,
+// runs the hook, and records the lock as held. If either step fails, the
+// lock is released and f closed.
+func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config) error {
 	var err error
 	if content != nil || c.onLock != nil {
-		// Looking only now, with the lock held, gives the size that the
-		// content is written over.
-		var st fileStat
-		if st, err = checkRegular(f, l.path); err == nil && content != nil {
-			if err = writeContent(f, st.size, content); err != nil {
-				err = &fs.PathError{Op: "write", Path: l.path, Err: err}
-			}
+		err = checkRegular(st, l.path)
+	}
+	if err == nil && content != nil {
+		if err = writeContent(f, st.size, content); err != nil {
+			err = &fs.PathError{Op: "write", Path: l.path, Err: err}
 		}
 	}
 	if err == nil && c.onLock != nil {

@@ -6,7 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fstat asks statx(2) for the type, size and identity only. A plain fstat
+// fstat asks statx(2) for the type, size, link count and identity only. A plain fstat
 // also reads the change time, and on Linux 6.13 and later, a file whose
 // change time has been read gets a fine-grained one at its next write:
 // the content write that follows would then update the inode in the
@@ -18,7 +18,7 @@ func fstat(fd int) (fileStat, error) {
 		err   error
 	)
 	_, _, errno := unix.Syscall6(unix.SYS_STATX, uintptr(fd), uintptr(unsafe.Pointer(&empty[0])),
-		unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_TYPE|unix.STATX_SIZE|unix.STATX_INO,
+		unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_TYPE|unix.STATX_SIZE|unix.STATX_INO|unix.STATX_NLINK,
 		uintptr(unsafe.Pointer(&stx)), 0)
 	if errno != 0 {
 		err = errno
@@ -34,9 +34,10 @@ func fstat(fd int) (fileStat, error) {
 		return fileStat{}, err
 	}
 	return fileStat{
-		mode: uint32(stx.Mode),
-		size: int64(stx.Size),
-		dev:  unix.Mkdev(stx.Dev_major, stx.Dev_minor),
-		ino:  stx.Ino,
+		mode:  uint32(stx.Mode),
+		size:  int64(stx.Size),
+		nlink: uint64(stx.Nlink),
+		dev:   unix.Mkdev(stx.Dev_major, stx.Dev_minor),
+		ino:   stx.Ino,
 	}, nil
 }
