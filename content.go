@@ -59,10 +59,7 @@ func Holder(path string) (holder string, held bool, err error) {
 	case err != nil:
 		return "", false, &fs.PathError{Op: "lock", Path: path, Err: err}
 	}
-	if err := f.unlock(); err != nil {
-		return "", false, &fs.PathError{Op: "unlock", Path: path, Err: err}
-	}
-	return "", false, nil
+	return "", false, nil // the deferred close drops the shared lock
 }
 
 // A template is a parsed content template: literal text and fields, in order.

@@ -3,10 +3,10 @@
 package lockfile
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,20 +80,16 @@ func (f sysFile) flock(how int) error {
 	return fmt.Errorf("flock: %w", err)
 }
 
-// close releases the lock by closing the only descriptor of its open file
-// description, which spares an unlock call. A child process between fork
-// and exec holds a copy of every descriptor and would keep the lock alive
-// until it execs; holding ForkLock for reading waits out any such child
-// that Go's os/exec is starting, since on Linux the parent resumes only
-// once the child has exec'd.
+// close unlocks before it closes. Closing alone would release the lock
+// only once every copy of the descriptor is gone, and a child that os/exec
+// is starting holds a copy until its exec has closed it, which can be after
+// the parent has resumed; unlocking releases the lock for all copies.
 func (f sysFile) close() error {
-	syscall.ForkLock.RLock()
-	err := unix.Close(f.fd)
-	syscall.ForkLock.RUnlock()
-	if err != nil {
-		return fmt.Errorf("close: %w", err)
+	unlockErr := f.unlock()
+	if err := unix.Close(f.fd); err != nil {
+		return errors.Join(unlockErr, fmt.Errorf("close: %w", err))
 	}
-	return nil
+	return unlockErr
 }
 
 func (f sysFile) readAt(b []byte, off int64) (int, error) {

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -211,4 +213,58 @@ func isFileAtPath(t *testing.T, f sysFile, path string) bool {
 	}
 	atPath, err := statPath(path, false)
 	return err == nil && locked.sameFile(atPath)
+}
+
+// Close must release at once even while this process starts children. A
+// child between fork and exec holds a copy of every descriptor, the lock's
+// included, for a moment after the parent has resumed; closing alone would
+// leave the lock held through that moment, so Close unlocks first.
+func TestCloseReleasesWhileChildrenStart(t *testing.T) {
+	path := tempLockPath(t)
+	stop := make(chan struct{})
+	starterDone := make(chan struct{})
+	starts := 0
+	go func() {
+		defer close(starterDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			exec.Command("true").Run()
+			starts++
+		}
+	}()
+	cycles, refused := 0, 0
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); cycles++ {
+		// No one else takes this lock: once Close has returned, it is free.
+		l, err := NewSimple(path)
+		if errors.Is(err, ErrLocked) {
+			refused++
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		again, err := NewSimple(path)
+		if errors.Is(err, ErrLocked) {
+			refused++
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		again.Close()
+	}
+	close(stop)
+	<-starterDone
+	t.Logf("%d cycles while %d children started; %d locks refused right after Close", cycles, starts, refused)
+	if refused > 0 {
+		t.Fatalf("%d of %d locks were refused right after Close returned", refused, cycles)
+	}
+	if starts < 20 {
+		t.Fatalf("only %d children started: the test saw too few forks to tell", starts)
+	}
 }

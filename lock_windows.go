@@ -52,10 +52,14 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 	if perm&0o200 == 0 {
 		attrs = windows.FILE_ATTRIBUTE_READONLY
 	}
-	// Backup semantics let a directory open too, so that it is refused
-	// as not a regular file rather than with a bare access error.
+	if access == windows.GENERIC_READ {
+		// Backup semantics let Holder open a directory, to refuse it as
+		// not a regular file rather than with a bare access error. A
+		// write open of a directory fails as Go's own does.
+		attrs |= windows.FILE_FLAG_BACKUP_SEMANTICS
+	}
 	h, err := windows.CreateFile(name, access, windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE, nil,
-		disposition, attrs|windows.FILE_FLAG_BACKUP_SEMANTICS, 0)
+		disposition, attrs, 0)
 	if err != nil {
 		return sysFile{}, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -169,7 +173,10 @@ func (f sysFile) stat() (fileStat, error) {
 	if err := windows.GetFileInformationByHandle(f.h, &info); err != nil {
 		return fileStat{}, err
 	}
-	notRegular := windows.FILE_ATTRIBUTE_DIRECTORY | windows.FILE_ATTRIBUTE_DEVICE | windows.FILE_ATTRIBUTE_REPARSE_POINT
+	// A reparse point is not refused here: deduplicated and cloud files
+	// are regular files that carry one, and links are refused, or
+	// followed, by the open.
+	notRegular := windows.FILE_ATTRIBUTE_DIRECTORY | windows.FILE_ATTRIBUTE_DEVICE
 	return fileStat{
 		regularFile: kind == windows.FILE_TYPE_DISK && info.FileAttributes&uint32(notRegular) == 0,
 		size:        int64(info.FileSizeHigh)<<32 | int64(info.FileSizeLow),

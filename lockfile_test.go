@@ -662,3 +662,26 @@ func renderTemplate(t *testing.T, template string) []byte {
 	}
 	return content
 }
+
+// A hook that panics must not leave the lock held: the descriptor has no
+// cleanup that would ever release it.
+func TestPanickingHookReleases(t *testing.T) {
+	path := tempLockPath(t)
+	before := openDescriptors(t)
+	for _, take := range []func(Option) error{
+		func(o Option) error { _, err := NewSimple(path, o); return err },
+		func(o Option) error { _, err := New(path, o); return err },
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r != "hook bug" {
+					t.Fatalf("recovered %v, want the hook's panic", r)
+				}
+			}()
+			take(WithOnLock(func(*os.File) error { panic("hook bug") }))
+			t.Fatal("the hook's panic did not reach the caller")
+		}()
+		assertFree(t, path)
+	}
+	assertNoLeak(t, "two panicking hooks", before, openDescriptors(t))
+}

@@ -478,7 +478,9 @@ func lockedFileIsAtThePath(t *testing.T, how string) {
 	if misses.Load() != 0 {
 		t.Fatalf("%d of %d locks from %s were on a file no longer at the path", misses.Load(), cycles.Load(), how)
 	}
-	if removals.Load() < 100 {
+	// Enough to have tested something; a loaded machine gives the cleaner
+	// fewer turns.
+	if removals.Load() < 20 {
 		t.Fatalf("the file was removed only %d times", removals.Load())
 	}
 }

@@ -40,11 +40,12 @@ type LockFile struct {
 // never truncated or written by NewSimple itself; a hook set with
 // [WithOnLock] runs once the lock is held.
 //
-// NewSimple is the bare cycle: an open, a lock and, at Close, a close. As
-// flock(1) and zc.lockfile do, it locks whatever the path opens for reading
-// and writing, a device or a named pipe included: it writes nothing, so it
-// has no cause to refuse one. Anything that writes, [New] or a hook,
-// refuses all but a regular file with [ErrNotRegular].
+// NewSimple is the bare cycle: an open and a lock, and at Close an unlock
+// and a close, the calls flock(1) makes. As flock(1) and zc.lockfile do, it
+// locks whatever the path opens for reading and writing, a device or a
+// named pipe included: it writes nothing, so it has no cause to refuse
+// one. Anything that writes, [New] or a hook, refuses all but a regular
+// file with [ErrNotRegular].
 //
 // Nor does it look at the file again once locked. If another program
 // deletes the lock file and then releases its lock at the very moment
@@ -249,25 +250,32 @@ func refuseSymlink(path string) error {
 
 // hold finishes taking a lock on f, which is locked and, if content or a
 // hook is to write into it, described by st: it writes content, if any,
-// runs the hook, and records the lock as held. If either step fails, the
-// lock is released and f closed.
-func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config) error {
-	var err error
+// runs the hook, and records the lock as held. If either step fails, or
+// the hook panics, the lock is released and f closed.
+func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config) (err error) {
+	held := false
+	defer func() {
+		if !held {
+			err = errors.Join(err, release(f, l.path))
+		}
+	}()
 	if content != nil || c.onLock != nil {
-		err = checkRegular(st, l.path)
-	}
-	if err == nil && content != nil {
-		if err = writeContent(f, st.size, content); err != nil {
-			err = &fs.PathError{Op: "write", Path: l.path, Err: err}
+		if err := checkRegular(st, l.path); err != nil {
+			return err
 		}
 	}
-	if err == nil && c.onLock != nil {
-		err = runHook(f, l.path, c.onLock)
+	if content != nil {
+		if err := writeContent(f, st.size, content); err != nil {
+			return &fs.PathError{Op: "write", Path: l.path, Err: err}
+		}
 	}
-	if err != nil {
-		return errors.Join(err, release(f, l.path))
+	if c.onLock != nil {
+		if err := runHook(f, l.path, c.onLock); err != nil {
+			return err
+		}
 	}
 	l.f, l.held = f, true
+	held = true
 	return nil
 }
 
@@ -275,11 +283,11 @@ func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config)
 // the hook returns, so that the hook cannot close the lock's descriptor.
 func runHook(f sysFile, path string, hook func(*os.File) error) error {
 	hookFile, err := f.osFile(path)
-	if err == nil {
-		err = hook(hookFile)
-		hookFile.Close()
-	}
 	if err != nil {
+		return fmt.Errorf("lockfile: on-lock hook for %s: %w", path, err)
+	}
+	defer hookFile.Close()
+	if err := hook(hookFile); err != nil {
 		return fmt.Errorf("lockfile: on-lock hook for %s: %w", path, err)
 	}
 	return nil
