@@ -1,7 +1,6 @@
 package lockfile
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -156,21 +155,14 @@ func (t *template) render(dst []byte) ([]byte, error) {
 }
 
 // writeContent makes the file, which holds size bytes, hold content and
-// nothing else, with as few calls as that takes. Content the file holds
-// already is left alone. Writing before truncating means a reader never
-// sees an empty file where a holder's identity was, and truncating only
-// when the file must shrink skips what is usually the costliest call.
+// nothing else. Writing before truncating means a reader never sees an
+// empty file where a holder's identity was, and truncating only when the
+// file must shrink skips what is usually the costliest call of the cycle.
+// The content is written even when the file may hold it already: reading
+// to find out would cost as much as the write, and the write keeps the
+// file's modification time the time the lock was last taken, as
+// zc.lockfile's does.
 func writeContent(f sysFile, size int64, content []byte) error {
-	if size == int64(len(content)) {
-		var room [128]byte
-		old := room[:0]
-		if len(content) > len(room) {
-			old = make([]byte, 0, len(content))
-		}
-		if n, err := f.readAt(old[:len(content)], 0); err == nil && bytes.Equal(old[:n], content) {
-			return nil
-		}
-	}
 	if err := f.writeAt(content, 0); err != nil {
 		return err
 	}

@@ -206,3 +206,58 @@ func osThreads(t *testing.T) int {
 	}
 	return len(entries)
 }
+
+// New truncates only when the file must shrink: with ftruncate made to
+// fail, it succeeds on every old content but a longer one, and that one
+// fails with the lock released.
+func TestTruncateOnlyToShrink(t *testing.T) {
+	path := tempLockPath(t)
+	for name, old := range oldContents {
+		writeFile(t, path, old)
+		var err, filterErr error
+		onDoomedThread(func() {
+			if filterErr = failSyscall(t, unix.SYS_FTRUNCATE, unix.EPERM); filterErr == nil {
+				var l *LockFile
+				if l, err = New(path, WithContentTemplate("the-holder")); err == nil {
+					l.Close()
+				}
+			}
+		})
+		if filterErr != nil {
+			skipOrFail(t, "cannot install a seccomp filter: "+filterErr.Error())
+		}
+		mustShrink := len(old) > len(" the-holder\n")
+		if truncated := errors.Is(err, unix.EPERM); truncated != mustShrink {
+			t.Errorf("%s: New truncated: %v (err %v), want %v", name, truncated, err, mustShrink)
+		}
+		if err == nil && readFile(t, path) != " the-holder\n" {
+			t.Errorf("%s: file holds %q", name, readFile(t, path))
+		}
+		assertFree(t, path)
+	}
+}
+
+// Some container sandboxes refuse statx, which they do not know, with
+// EPERM; New then learns what it needs from fstat.
+func TestStatxRefusedFallsBackToFstat(t *testing.T) {
+	path := tempLockPath(t)
+	writeFile(t, path, " an earlier holder with a longer name\n")
+	var err, filterErr error
+	onDoomedThread(func() {
+		if filterErr = failSyscall(t, unix.SYS_STATX, unix.EPERM); filterErr == nil {
+			var l *LockFile
+			if l, err = New(path, WithContentTemplate("the-holder")); err == nil {
+				l.Close()
+			}
+		}
+	})
+	if filterErr != nil {
+		skipOrFail(t, "cannot install a seccomp filter: "+filterErr.Error())
+	}
+	if err != nil {
+		t.Fatalf("New with statx refused: %v", err)
+	}
+	if got := readFile(t, path); got != " the-holder\n" {
+		t.Fatalf("file holds %q", got)
+	}
+}

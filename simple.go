@@ -75,8 +75,8 @@ func NewSimple(path string, opts ...Option) (*SimpleLockFile, error) {
 // New takes the lock as [NewSimple] does and then writes the content
 // template (see [WithContentTemplate]) into the file, replacing whatever was
 // there. A refused attempt changes nothing in the file, so the holder's
-// content stays readable. Content the file holds already is not written
-// again, so the file's modification time then stays as it was.
+// content stays readable. The file's modification time is the time the
+// lock was last taken by New or Acquire.
 //
 // If the file was removed between New's open and its lock (by a holder
 // that deletes the file before it lets go, say), New starts over on the
