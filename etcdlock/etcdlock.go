@@ -155,6 +155,7 @@ type Lock struct {
 	ttl     time.Duration // as granted by etcd
 	client  *clientv3.Client
 	session *concurrency.Session
+	keeper  *keeper
 
 	lost      chan struct{}
 	stopWatch context.CancelFunc
@@ -242,6 +243,9 @@ func passing(err error) bool {
 	if s, ok := status.FromError(err); ok && s.Code() == codes.Unavailable {
 		return true
 	}
+	if errors.Is(err, errGrantUnanswered) {
+		return true
+	}
 	// A lease not found is the attempt's own, lost in a leader change.
 	for _, e := range []error{rpctypes.ErrNoLeader, rpctypes.ErrLeaderChanged, rpctypes.ErrTimeout,
 		rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost, rpctypes.ErrLeaseNotFound} {
@@ -252,8 +256,20 @@ func passing(err error) bool {
 	return false
 }
 
-// errRetry makes Acquire start over when its lease ended during the wait.
-var errRetry = errors.New("etcdlock: waiter's lease ended")
+// errRetry makes Acquire start over with a new attempt; New returns it.
+var errRetry = errors.New("etcdlock: the attempt ended before it held the lock")
+
+var (
+	errWaiterLeaseEnded = fmt.Errorf("%w: the waiter's lease ended", errRetry)
+	// errKeyReplaced: the contender's key was deleted between start's put
+	// and the Mutex's look, so the Mutex put an empty key of its own under
+	// the same name, later. Its content and token would not be this
+	// attempt's.
+	errKeyReplaced = fmt.Errorf("%w: its key was deleted and replaced by the Mutex's", errRetry)
+	// errGrantUnanswered: etcd did not answer a grant within the TTL.
+	// Acquire tries again while its context lasts.
+	errGrantUnanswered = errors.New("etcd did not answer within the TTL")
+)
 
 // retryPause is how long Acquire pauses before it starts over after a
 // passing failure: long enough not to flood a cluster that is electing a
@@ -266,6 +282,7 @@ type attempt struct {
 	key, myKey, content string
 	client              *clientv3.Client
 	session             *concurrency.Session
+	keeper              *keeper
 	mutex               *concurrency.Mutex
 	token               int64         // the create revision of myKey
 	ttl                 time.Duration // as granted by etcd
@@ -281,18 +298,25 @@ func start(ctx context.Context, client *clientv3.Client, key, content string, tt
 	fail := func(what string, err error) error {
 		return fmt.Errorf("etcdlock: lock %s: %s: %w", key, what, err)
 	}
-	grant, err := client.Grant(ctx, int64(ttl/time.Second))
+	if err := ctx.Err(); err != nil {
+		return nil, fail("granting a lease", err)
+	}
+	// etcd starts the lease's TTL when it grants it, which is after this.
+	begun := time.Now()
+	grant, err := grantLease(ctx, client, ttl)
 	if err != nil {
 		return nil, fail("granting a lease", err)
 	}
+	granted := time.Duration(grant.TTL) * time.Second
 	session, err := concurrency.NewSession(client, concurrency.WithLease(grant.ID), concurrency.WithTTL(int(grant.TTL)))
 	if err != nil {
-		revoke(client, grant.ID)
+		go revoke(client, grant.ID)
 		return nil, fail("keeping the lease alive", err)
 	}
 	a := &attempt{key: key, content: content, client: client, session: session,
-		ttl:   time.Duration(grant.TTL) * time.Second,
-		myKey: key + "/" + strconv.FormatInt(int64(grant.ID), 16)}
+		keeper: newKeeper(client, grant.ID, begun, granted),
+		ttl:    granted,
+		myKey:  key + "/" + strconv.FormatInt(int64(grant.ID), 16)}
 	resp, err := client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(a.myKey), "=", 0)).
 		Then(clientv3.OpPut(a.myKey, content, clientv3.WithLease(grant.ID)),
@@ -309,16 +333,54 @@ func start(ctx context.Context, client *clientv3.Client, key, content string, tt
 	a.token = resp.Header.Revision
 	a.firstHolder = holderOf(resp.Responses[1].GetResponseRange().Kvs)
 	a.mutex = concurrency.NewMutex(session, key)
+	if testHookStarted != nil {
+		testHookStarted(a.myKey)
+	}
 	return a, nil
+}
+
+// testHookStarted, if set by a test, runs when an attempt has put its key
+// and before the Mutex looks at it.
+var testHookStarted func(myKey string)
+
+// grantLease grants a lease of ttl. A grant cancelled in flight may still
+// be granted, and a lease whose ID is never learned cannot be revoked: so
+// the grant is not cancelled with ctx, only bounded by the TTL, and a lease
+// granted after ctx ended is revoked in the background.
+func grantLease(ctx context.Context, client *clientv3.Client, ttl time.Duration) (*clientv3.LeaseGrantResponse, error) {
+	type result struct {
+		resp *clientv3.LeaseGrantResponse
+		err  error
+	}
+	done := make(chan result, 1)
+	grantCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ttl)
+	go func() {
+		defer cancel()
+		resp, err := client.Grant(grantCtx, int64(ttl/time.Second))
+		if err != nil && grantCtx.Err() != nil && client.Ctx().Err() == nil {
+			err = fmt.Errorf("%w: %w", errGrantUnanswered, err)
+		}
+		done <- result{resp, err}
+	}()
+	select {
+	case r := <-done:
+		return r.resp, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.err == nil {
+				revoke(client, r.resp.ID)
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // try is New's single attempt.
 func (a *attempt) try(ctx context.Context) (*Lock, error) {
 	err := a.mutex.TryLock(ctx)
 	if errors.Is(err, concurrency.ErrLocked) {
-		holder := a.holder(ctx)
 		a.abandon()
-		return nil, &lockfile.LockError{Path: a.key, Holder: holder, Err: lockfile.ErrLocked}
+		return nil, &lockfile.LockError{Path: a.key, Holder: a.holder(ctx), Err: lockfile.ErrLocked}
 	}
 	if err != nil {
 		a.abandon()
@@ -328,18 +390,22 @@ func (a *attempt) try(ctx context.Context) (*Lock, error) {
 }
 
 // wait is Acquire's wait. The Mutex waits in a goroutine of its own, so that
-// the caller is free the moment ctx ends: the Mutex then removes its key
-// with a call that waits for etcd as long as it takes.
+// the caller is free the moment ctx ends. The Mutex then deletes its key
+// with the client's context, a call that waits for etcd for as long as the
+// client is open; the goroutine ends with it. The lease is revoked meanwhile
+// in the background, which deletes the key as well.
 func (a *attempt) wait(ctx context.Context) (*Lock, error) {
 	// The wait also ends when this contender's lease does: a waiter whose
 	// key is gone would otherwise wait for its predecessors only to find
 	// that out.
 	waitCtx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(a.session.Ctx(), cancel)
+	stopSession := context.AfterFunc(a.session.Ctx(), cancel)
+	stopKeeper := context.AfterFunc(a.keeper.ended, cancel)
 	result := make(chan error, 1)
 	go func() {
 		result <- a.mutex.Lock(waitCtx)
-		stop()
+		stopSession()
+		stopKeeper()
 		cancel()
 	}()
 	select {
@@ -350,30 +416,29 @@ func (a *attempt) wait(ctx context.Context) (*Lock, error) {
 		case ctx.Err() != nil:
 			a.abandon()
 			return nil, a.gaveUp(ctx)
-		case a.session.Ctx().Err() != nil || errors.Is(err, concurrency.ErrSessionExpired):
+		case a.session.Ctx().Err() != nil || a.keeper.ended.Err() != nil || errors.Is(err, concurrency.ErrSessionExpired):
 			a.abandon()
-			return nil, errRetry
+			return nil, errWaiterLeaseEnded
 		}
 		a.abandon()
 		return nil, fmt.Errorf("etcdlock: lock %s: %w", a.key, err)
 	case <-ctx.Done():
-		go func() {
-			<-result // the Mutex has removed its key, or holds the lock
-			a.abandon()
-		}()
+		a.abandon()
 		return nil, a.gaveUp(ctx)
 	}
 }
 
+// gaveUp is the error of a wait that ctx ended. ctx is done, so the holder
+// is looked up without it.
 func (a *attempt) gaveUp(ctx context.Context) error {
-	return &lockfile.LockError{Path: a.key, Holder: a.holder(ctx),
+	return &lockfile.LockError{Path: a.key, Holder: a.holder(context.WithoutCancel(ctx)),
 		Err: fmt.Errorf("%w; stopped waiting: %w", lockfile.ErrLocked, ctx.Err())}
 }
 
-// holder names the holder now, or if etcd does not answer in time, the one
-// found when the attempt started.
+// holder names the holder now, or if etcd does not answer in time or ctx
+// ends first, the one found when the attempt started.
 func (a *attempt) holder(ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), holderTimeout)
+	ctx, cancel := context.WithTimeout(ctx, holderTimeout)
 	defer cancel()
 	resp, err := a.client.Get(ctx, a.key+"/", clientv3.WithFirstCreate()...)
 	if err != nil {
@@ -392,12 +457,13 @@ func holderOf(kvs []*mvccpb.KeyValue) string {
 	return strings.TrimSpace(first)
 }
 
-// abandon ends the keep-alive and revokes the lease, which deletes the
-// contender's key. If etcd does not answer in time, the lease expires by
-// itself.
+// abandon ends the keep-alive and revokes the lease in the background,
+// which deletes the contender's key, so that the caller does not wait for
+// it. If etcd does not answer in time, the lease expires by itself.
 func (a *attempt) abandon() {
+	a.keeper.stop()
 	a.session.Orphan()
-	revoke(a.client, a.session.Lease())
+	go revoke(a.client, a.session.Lease())
 }
 
 func revoke(client *clientv3.Client, id clientv3.LeaseID) error {
@@ -409,17 +475,18 @@ func revoke(client *clientv3.Client, id clientv3.LeaseID) error {
 
 // held turns a successful attempt into a Lock.
 func (a *attempt) held() (*Lock, error) {
-	if a.mutex.Key() != a.myKey {
-		// The Mutex named its key otherwise than start expects; the
-		// content and the token would belong to another key.
+	// The Mutex holds the lock with the key of the name and revision
+	// IsOwner compares; unless that is the key start put, the content
+	// and the token would belong to another key.
+	if own := a.mutex.IsOwner(); a.mutex.Key() != a.myKey || own.GetCompare().GetCreateRevision() != a.token {
 		a.abandon()
-		return nil, fmt.Errorf("etcdlock: lock %s: the Mutex's key %q is not %q", a.key, a.mutex.Key(), a.myKey)
+		return nil, fmt.Errorf("etcdlock: lock %s: %w", a.key, errKeyReplaced)
 	}
 	// Only Close cancels the watch's context: a watch ended by the client's
 	// closing must be seen as the loss it is.
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	l := &Lock{key: a.key, myKey: a.myKey, content: a.content, token: a.token,
-		ttl: a.ttl, client: a.client, session: a.session,
+		ttl: a.ttl, client: a.client, session: a.session, keeper: a.keeper,
 		lost: make(chan struct{}), stopWatch: stopWatch, watchDone: make(chan struct{})}
 	go l.watch(watchCtx)
 	return l, nil
@@ -481,18 +548,23 @@ func (l *Lock) Close() error {
 	if lostErr == nil {
 		close(l.lost)
 	}
-	select {
-	case <-l.session.Done():
-		// The keep-alive has ended: the lease has expired or will unless
-		// renewed, and nothing renews it now.
-		l.session.Orphan()
+	ended := l.keeper.ended.Err() != nil
+	l.keeper.stop()
+	l.session.Orphan()
+	if ended {
+		// By this process's clock the lease has expired, or etcd said it
+		// is gone, or the client was closed. The clock runs out before
+		// etcd's, so etcd may still keep the lease a little longer, and
+		// longer if a new leader has extended it: revoke it once, in the
+		// background, for Close to return at once.
 		if lostErr == nil {
 			lostErr = errLeaseEnded
 		}
+		if l.client.Ctx().Err() == nil {
+			go revoke(l.client, l.session.Lease())
+		}
 		return fmt.Errorf("etcdlock: release %s: %w", l.key, lostErr)
-	default:
 	}
-	l.session.Orphan()
 	err := l.revoke()
 	if lostErr != nil {
 		return fmt.Errorf("etcdlock: release %s: %w", l.key, lostErr)
@@ -555,7 +627,7 @@ func (l *Lock) watch(ctx context.Context) {
 	// would otherwise never return.
 	callCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer context.AfterFunc(l.session.Ctx(), cancel)()
+	defer context.AfterFunc(l.keeper.ended, cancel)()
 	// Watching from the revision after the key's creation catches a
 	// deletion that came before the watch started.
 	rev := l.token + 1
@@ -570,7 +642,7 @@ func (l *Lock) watch(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if reason == nil && l.session.Ctx().Err() != nil {
+		if reason == nil && l.keeper.ended.Err() != nil {
 			reason = errLeaseEnded
 		}
 		if reason != nil {
@@ -595,7 +667,7 @@ func (l *Lock) watchFrom(ctx context.Context, rev *int64) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-l.session.Done():
+		case <-l.keeper.ended.Done():
 			return errLeaseEnded
 		case resp, ok := <-events:
 			if !ok || resp.Err() != nil {
@@ -626,7 +698,7 @@ func (l *Lock) check(ctx context.Context, rev *int64) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-l.session.Done():
+		case <-l.keeper.ended.Done():
 			return errLeaseEnded
 		case <-time.After(100 * time.Millisecond):
 		}
