@@ -228,6 +228,11 @@ func lock(ctx context.Context, client *clientv3.Client, key string, opts []Optio
 			return nil, fmt.Errorf("etcdlock: lock %s: %w; last failure: %w", key, ctx.Err(), err)
 		}
 		if !again {
+			if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+				// etcd reports a deadline it was sent as an error of
+				// its own.
+				err = fmt.Errorf("%w: %w", err, ctx.Err())
+			}
 			return l, err
 		}
 		select {
