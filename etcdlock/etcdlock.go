@@ -29,12 +29,16 @@
 // For the same reason a holder can lose the lock while it believes it holds
 // it: its lease expired during a network partition, a long pause, or
 // someone revoked it or deleted its key. [Lock.Lost] tells the holder so it
-// can stop its work. That signal is necessarily late: the holder learns by
-// its own clock that its lease ran out, up to about a second after etcd
-// decided so, and a stalled process learns nothing until it runs again. A
-// resource that must never take a write from a holder that has lost the lock
-// therefore checks [Lock.Token], a number that grows with every new holder,
-// and refuses writes carrying a token lower than one it has seen.
+// can stop its work. The package keeps a clock of its own for the lease:
+// the time taken before the last request that etcd answered with a grant or
+// a renewal was sent, plus the TTL. etcd handled that request after it was
+// sent, so it cannot let the lease expire before then, and Lost closes
+// when that time comes unless a newer renewal was answered (see [Lock.Lost]
+// for what remains). A stalled process learns nothing until it runs again,
+// and work that looks at Lost between its steps learns at its next look. A
+// resource that must never take a write from a holder that has lost the
+// lock therefore checks [Lock.Token], a number that grows with every new
+// holder, and refuses writes carrying a token lower than one it has seen.
 //
 // # Handoff and versions
 //
@@ -172,10 +176,21 @@ type Lock struct {
 // lockfile.ErrLocked) holds.
 //
 // The keys etcd holds for the lock are those under key+"/"; key itself is
-// never written. Every Lock object takes its own lease, so two Locks in one
-// process exclude each other, as two file locks do. ctx bounds the calls to
-// etcd made while taking the lock; the lock, once held, does not depend on
-// it. Other failures wrap the client's error.
+// never written. Every key under key+"/" counts as a contender, so nothing
+// else may be stored there, and no lock's name may be another's followed by
+// "/": the keys of lock "/jobs/a" are under "/jobs/", so its holder would
+// also hold lock "/jobs" and be named as its holder. Give locks names none
+// of which is a prefix of another up to a "/", such as "/locks/jobs" and
+// "/locks/jobs-a". Every Lock object takes its own lease, so two Locks in
+// one process exclude each other, as two file locks do.
+//
+// ctx bounds the calls to etcd made while taking the lock; the lock, once
+// held, does not depend on it. The grant of the lease is the exception: a
+// grant cancelled on its way could still be granted, so it is left to finish
+// within the TTL, and a lease granted after ctx ended is revoked in the
+// background. A refused New looks up the holder for at most a second, less
+// if ctx ends sooner, and revokes its lease in the background. Other
+// failures wrap the client's error.
 func New(ctx context.Context, client *clientv3.Client, key string, opts ...Option) (*Lock, error) {
 	return lock(ctx, client, key, opts, false)
 }
@@ -189,10 +204,12 @@ func New(ctx context.Context, client *clientv3.Client, key string, opts ...Optio
 // naming the holder at that moment, for which both errors.Is(err,
 // lockfile.ErrLocked) and errors.Is(err, ctx.Err()) hold. Acquire returns
 // then, within a second at most (the time it allows etcd to name the
-// holder) even if etcd does not answer; the abandoned wait's key and lease
-// are removed in the background. If ctx ends before etcd has said whether
-// the lock is held (it was done already, or etcd was slow or failing), the
-// error wraps ctx's error but not ErrLocked.
+// holder) even if etcd does not answer; the abandoned wait's lease is
+// revoked in the background, for at most a second, which deletes its key.
+// The Mutex's own deletion of the key uses the client's context: it waits
+// for etcd, in a goroutine, for as long as the client is open. If ctx ends
+// before etcd has said whether the lock is held (it was done already, or
+// etcd was slow or failing), the error wraps ctx's error but not ErrLocked.
 //
 // Failures that pass, such as a member out of reach or a leader election,
 // make Acquire start over on a new lease until ctx ends, and so does the
@@ -521,10 +538,22 @@ func (l *Lock) Token() int64 { return l.token }
 // itself stops its work under the lock when Lost is closed; [Lock.Close]
 // then returns an error wrapping [ErrLost].
 //
-// Loss is seen late: a lease that runs out while etcd is out of reach is
-// noticed by the holder's own clock, up to about a second after etcd let
-// it expire, and the next holder may already hold the lock by then. Use
-// [Lock.Token] where that matters.
+// A lease that runs out while etcd is out of reach is noticed by the
+// holder's own clock: Lost closes at the time taken before the last
+// answered grant or renewal was sent, plus the TTL. etcd handled that
+// request after it was sent and starts the TTL again then, and a new leader
+// only extends leases, so etcd deletes the key no sooner, by its leader's
+// clock. What remains: the two clocks must run at the same rate (a rate
+// differing by r makes Lost up to r times the TTL late); Lost closes when
+// the runtime runs its timer, which is late by the process's scheduling
+// delay, and not at all while the process is stopped or paused; and work
+// learns of it only when it looks. Use [Lock.Token] where that matters.
+//
+// The reverse can happen: Lost can close while etcd keeps the lease, when
+// renewals were answered too late for the clock. Close then revokes the
+// lease, so the lock is not left held. A revoked lease or a deleted key is
+// seen within a third of the TTL (the next renewal) or at once (the watch on
+// the key), whichever comes first.
 func (l *Lock) Lost() <-chan struct{} { return l.lost }
 
 // Close releases the lock by revoking its lease, which deletes its key, so
@@ -532,8 +561,10 @@ func (l *Lock) Lost() <-chan struct{} { return l.lost }
 // and returns nil.
 //
 // If the lock had been lost, Close returns an error wrapping [ErrLost], at
-// once when the loss was the end of the lease; so it does when etcd finds
-// the lease gone although Lost had not been closed yet. Otherwise Close
+// once when the loss was the end of the lease, after it asked etcd in the
+// background (for at most a second) to revoke the lease in case etcd still
+// keeps it; so it does when etcd finds the lease gone although Lost had not
+// been closed yet. Otherwise Close
 // stops renewing the lease and asks etcd to revoke it, again while etcd
 // fails (as during a leader election), for at most the TTL. If etcd never
 // answers, Close returns the error, and the lease expires by itself: one
