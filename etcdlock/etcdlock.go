@@ -241,14 +241,15 @@ func lock(ctx context.Context, client *clientv3.Client, key string, opts []Optio
 			l, err = a.wait(ctx)
 		}
 		again := wait && (errors.Is(err, errRetry) || passing(err))
-		if again && ctx.Err() != nil {
-			return nil, fmt.Errorf("etcdlock: lock %s: %w; last failure: %w", key, ctx.Err(), err)
+		ctxErr := doneErr(ctx)
+		if again && ctxErr != nil {
+			return nil, fmt.Errorf("etcdlock: lock %s: %w; last failure: %w", key, ctxErr, err)
 		}
 		if !again {
-			if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			if err != nil && ctxErr != nil && !errors.Is(err, ctxErr) {
 				// etcd reports a deadline it was sent as an error of
 				// its own.
-				err = fmt.Errorf("%w: %w", err, ctx.Err())
+				err = fmt.Errorf("%w: %w", err, ctxErr)
 			}
 			return l, err
 		}
@@ -257,6 +258,19 @@ func lock(ctx context.Context, client *clientv3.Client, key string, opts []Optio
 		case <-time.After(retryPause):
 		}
 	}
+}
+
+// doneErr returns ctx's error, or DeadlineExceeded once its deadline has
+// passed: etcd's answer that the deadline it was sent has passed can come
+// before ctx's own timer has fired.
+func doneErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // passing reports whether err is one that etcd gives while a member is out
@@ -435,7 +449,7 @@ func (a *attempt) wait(ctx context.Context) (*Lock, error) {
 		switch {
 		case err == nil:
 			return a.held()
-		case ctx.Err() != nil:
+		case doneErr(ctx) != nil:
 			a.abandon()
 			return nil, a.gaveUp(ctx)
 		case a.session.Ctx().Err() != nil || a.keeper.ended.Err() != nil || errors.Is(err, concurrency.ErrSessionExpired):
@@ -454,7 +468,7 @@ func (a *attempt) wait(ctx context.Context) (*Lock, error) {
 // is looked up without it.
 func (a *attempt) gaveUp(ctx context.Context) error {
 	return &lockfile.LockError{Path: a.key, Holder: a.holder(context.WithoutCancel(ctx)),
-		Err: fmt.Errorf("%w; stopped waiting: %w", lockfile.ErrLocked, ctx.Err())}
+		Err: fmt.Errorf("%w; stopped waiting: %w", lockfile.ErrLocked, doneErr(ctx))}
 }
 
 // holder names the holder now, or if etcd does not answer in time or ctx

@@ -77,7 +77,13 @@ func (k *keeper) run(ctx context.Context) {
 			k.setEnded()
 			return
 		}
-		renewCtx, cancel := context.WithDeadline(ctx, until)
+		// A try stuck on a connection that died quietly would otherwise
+		// use up all the time left, while a try on a new one may pass.
+		tryUntil := sent.Add(k.ttl / 3)
+		if until.Before(tryUntil) {
+			tryUntil = until
+		}
+		renewCtx, cancel := context.WithDeadline(ctx, tryUntil)
 		resp, err := k.client.KeepAliveOnce(renewCtx, k.id)
 		cancel()
 		switch {
