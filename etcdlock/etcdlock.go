@@ -48,7 +48,8 @@
 // at a past revision, as the Mutex's does, every 100 ms.
 //
 // The package uses only key ranges and transactions, leases (grant,
-// keep-alive, revoke) and watches. The client it builds on, v3.7, is tested
+// keep-alive, revoke) and watches. Each lease is renewed twice per third of
+// its TTL: by the Mutex's session, and by the package for its own clock. The client it builds on, v3.7, is tested
 // here against etcd 3.4 servers, which serve all of those.
 package etcdlock
 
@@ -312,8 +313,9 @@ var (
 // leader, short against the election itself.
 const retryPause = 100 * time.Millisecond
 
-// An attempt is a contender: a lease kept alive by a session, and its key
-// under the lock's prefix.
+// An attempt is a contender: a lease renewed by a session and by a keeper,
+// whose clock alone says whether the lease may have ended, and its key under
+// the lock's prefix.
 type attempt struct {
 	key, myKey, content string
 	client              *clientv3.Client
