@@ -351,6 +351,39 @@ func TestLostWhenKeyDeleted(t *testing.T) {
 	}
 }
 
+// TestCloseRevokesLeaseLostByClock ends a lease by the package's clock
+// while etcd keeps it, as renewals answered too late do: Close must return
+// at once and still revoke the lease, rather than leave the lock held for
+// the TTL.
+func TestCloseRevokesLeaseLostByClock(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	l, err := New(ctx, c, key) // the default TTL, longer than the wait below
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.keeper.setEnded()
+	select {
+	case <-l.Lost():
+	case <-time.After(time.Second):
+		t.Fatal("Lost not closed when the lease's time ran out")
+	}
+	start := time.Now()
+	if err := l.Close(); !errors.Is(err, ErrLost) {
+		t.Errorf("Close: %v, want ErrLost", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("Close took %v", d)
+	}
+	waitFor(t, "the lease to be revoked", func() bool { return keyCount(t, c, key) == 0 })
+	next, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Close()
+}
+
 func TestLostClosedByClose(t *testing.T) {
 	c := testClient(t)
 	l, err := New(context.Background(), c, testKey(t))
