@@ -49,8 +49,9 @@
 //
 // The package uses only key ranges and transactions, leases (grant,
 // keep-alive, revoke) and watches. Each lease is renewed twice per third of
-// its TTL: by the Mutex's session, and by the package for its own clock. The client it builds on, v3.7, is tested
-// here against etcd 3.4 servers, which serve all of those.
+// its TTL: by the Mutex's session, and by the package for its own clock.
+// The client it builds on, v3.7, is tested here against etcd 3.4 servers,
+// which serve all of those.
 package etcdlock
 
 import (
