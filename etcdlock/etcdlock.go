@@ -29,12 +29,16 @@
 // For the same reason a holder can lose the lock while it believes it holds
 // it: its lease expired during a network partition, a long pause, or
 // someone revoked it or deleted its key. [Lock.Lost] tells the holder so it
-// can stop its work. That signal is necessarily late: the holder learns by
-// its own clock that its lease ran out, up to about a second after etcd
-// decided so, and a stalled process learns nothing until it runs again. A
-// resource that must never take a write from a holder that has lost the lock
-// therefore checks [Lock.Token], a number that grows with every new holder,
-// and refuses writes carrying a token lower than one it has seen.
+// can stop its work. The package keeps a clock of its own for the lease:
+// the time taken before the last request that etcd answered with a grant or
+// a renewal was sent, plus the TTL. etcd handled that request after it was
+// sent, so it cannot let the lease expire before then, and Lost closes
+// when that time comes unless a newer renewal was answered (see [Lock.Lost]
+// for what remains). A stalled process learns nothing until it runs again,
+// and work that looks at Lost between its steps learns at its next look. A
+// resource that must never take a write from a holder that has lost the
+// lock therefore checks [Lock.Token], a number that grows with every new
+// holder, and refuses writes carrying a token lower than one it has seen.
 //
 // # Handoff and versions
 //
@@ -44,8 +48,10 @@
 // at a past revision, as the Mutex's does, every 100 ms.
 //
 // The package uses only key ranges and transactions, leases (grant,
-// keep-alive, revoke) and watches. The client it builds on, v3.7, is tested
-// here against etcd 3.4 servers, which serve all of those.
+// keep-alive, revoke) and watches. Each lease is renewed twice per third of
+// its TTL: by the Mutex's session, and by the package for its own clock.
+// The client it builds on, v3.7, is tested here against etcd 3.4 servers,
+// which serve all of those.
 package etcdlock
 
 import (
@@ -155,6 +161,7 @@ type Lock struct {
 	ttl     time.Duration // as granted by etcd
 	client  *clientv3.Client
 	session *concurrency.Session
+	keeper  *keeper
 
 	lost      chan struct{}
 	stopWatch context.CancelFunc
@@ -171,10 +178,21 @@ type Lock struct {
 // lockfile.ErrLocked) holds.
 //
 // The keys etcd holds for the lock are those under key+"/"; key itself is
-// never written. Every Lock object takes its own lease, so two Locks in one
-// process exclude each other, as two file locks do. ctx bounds the calls to
-// etcd made while taking the lock; the lock, once held, does not depend on
-// it. Other failures wrap the client's error.
+// never written. Every key under key+"/" counts as a contender, so nothing
+// else may be stored there, and no lock's name may be another's followed by
+// "/": the keys of lock "/jobs/a" are under "/jobs/", so its holder would
+// also hold lock "/jobs" and be named as its holder. Give locks names none
+// of which is a prefix of another up to a "/", such as "/locks/jobs" and
+// "/locks/jobs-a". Every Lock object takes its own lease, so two Locks in
+// one process exclude each other, as two file locks do.
+//
+// ctx bounds the calls to etcd made while taking the lock; the lock, once
+// held, does not depend on it. The grant of the lease is the exception: a
+// grant cancelled on its way could still be granted, so it is left to finish
+// within the TTL, and a lease granted after ctx ended is revoked in the
+// background. A refused New looks up the holder for at most a second, less
+// if ctx ends sooner, and revokes its lease in the background. Other
+// failures wrap the client's error.
 func New(ctx context.Context, client *clientv3.Client, key string, opts ...Option) (*Lock, error) {
 	return lock(ctx, client, key, opts, false)
 }
@@ -188,10 +206,12 @@ func New(ctx context.Context, client *clientv3.Client, key string, opts ...Optio
 // naming the holder at that moment, for which both errors.Is(err,
 // lockfile.ErrLocked) and errors.Is(err, ctx.Err()) hold. Acquire returns
 // then, within a second at most (the time it allows etcd to name the
-// holder) even if etcd does not answer; the abandoned wait's key and lease
-// are removed in the background. If ctx ends before etcd has said whether
-// the lock is held (it was done already, or etcd was slow or failing), the
-// error wraps ctx's error but not ErrLocked.
+// holder) even if etcd does not answer; the abandoned wait's lease is
+// revoked in the background, for at most a second, which deletes its key.
+// The Mutex's own deletion of the key uses the client's context: it waits
+// for etcd, in a goroutine, for as long as the client is open. If ctx ends
+// before etcd has said whether the lock is held (it was done already, or
+// etcd was slow or failing), the error wraps ctx's error but not ErrLocked.
 //
 // Failures that pass, such as a member out of reach or a leader election,
 // make Acquire start over on a new lease until ctx ends, and so does the
@@ -223,10 +243,16 @@ func lock(ctx context.Context, client *clientv3.Client, key string, opts []Optio
 			l, err = a.wait(ctx)
 		}
 		again := wait && (errors.Is(err, errRetry) || passing(err))
-		if again && ctx.Err() != nil {
-			return nil, fmt.Errorf("etcdlock: lock %s: %w; last failure: %w", key, ctx.Err(), err)
+		ctxErr := doneErr(ctx)
+		if again && ctxErr != nil {
+			return nil, fmt.Errorf("etcdlock: lock %s: %w; last failure: %w", key, ctxErr, err)
 		}
 		if !again {
+			if err != nil && ctxErr != nil && !errors.Is(err, ctxErr) {
+				// etcd reports a deadline it was sent as an error of
+				// its own.
+				err = fmt.Errorf("%w: %w", err, ctxErr)
+			}
 			return l, err
 		}
 		select {
@@ -236,10 +262,26 @@ func lock(ctx context.Context, client *clientv3.Client, key string, opts []Optio
 	}
 }
 
+// doneErr returns ctx's error, or DeadlineExceeded once its deadline has
+// passed: etcd's answer that the deadline it was sent has passed can come
+// before ctx's own timer has fired.
+func doneErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
 // passing reports whether err is one that etcd gives while a member is out
 // of reach or a leader is being elected, which a retry soon gets past.
 func passing(err error) bool {
 	if s, ok := status.FromError(err); ok && s.Code() == codes.Unavailable {
+		return true
+	}
+	if errors.Is(err, errGrantUnanswered) {
 		return true
 	}
 	// A lease not found is the attempt's own, lost in a leader change.
@@ -252,20 +294,34 @@ func passing(err error) bool {
 	return false
 }
 
-// errRetry makes Acquire start over when its lease ended during the wait.
-var errRetry = errors.New("etcdlock: waiter's lease ended")
+// errRetry makes Acquire start over with a new attempt; New returns it.
+var errRetry = errors.New("etcdlock: the attempt ended before it held the lock")
+
+var (
+	errWaiterLeaseEnded = fmt.Errorf("%w: the waiter's lease ended", errRetry)
+	// errKeyReplaced: the contender's key was deleted between start's put
+	// and the Mutex's look, so the Mutex put an empty key of its own under
+	// the same name, later. Its content and token would not be this
+	// attempt's.
+	errKeyReplaced = fmt.Errorf("%w: its key was deleted and replaced by the Mutex's", errRetry)
+	// errGrantUnanswered: etcd did not answer a grant within the TTL.
+	// Acquire tries again while its context lasts.
+	errGrantUnanswered = errors.New("etcd did not answer within the TTL")
+)
 
 // retryPause is how long Acquire pauses before it starts over after a
 // passing failure: long enough not to flood a cluster that is electing a
 // leader, short against the election itself.
 const retryPause = 100 * time.Millisecond
 
-// An attempt is a contender: a lease kept alive by a session, and its key
-// under the lock's prefix.
+// An attempt is a contender: a lease renewed by a session and by a keeper,
+// whose clock alone says whether the lease may have ended, and its key under
+// the lock's prefix.
 type attempt struct {
 	key, myKey, content string
 	client              *clientv3.Client
 	session             *concurrency.Session
+	keeper              *keeper
 	mutex               *concurrency.Mutex
 	token               int64         // the create revision of myKey
 	ttl                 time.Duration // as granted by etcd
@@ -281,18 +337,25 @@ func start(ctx context.Context, client *clientv3.Client, key, content string, tt
 	fail := func(what string, err error) error {
 		return fmt.Errorf("etcdlock: lock %s: %s: %w", key, what, err)
 	}
-	grant, err := client.Grant(ctx, int64(ttl/time.Second))
+	if err := ctx.Err(); err != nil {
+		return nil, fail("granting a lease", err)
+	}
+	// etcd starts the lease's TTL when it grants it, which is after this.
+	begun := time.Now()
+	grant, err := grantLease(ctx, client, ttl)
 	if err != nil {
 		return nil, fail("granting a lease", err)
 	}
+	granted := time.Duration(grant.TTL) * time.Second
 	session, err := concurrency.NewSession(client, concurrency.WithLease(grant.ID), concurrency.WithTTL(int(grant.TTL)))
 	if err != nil {
-		revoke(client, grant.ID)
+		go revoke(client, grant.ID)
 		return nil, fail("keeping the lease alive", err)
 	}
 	a := &attempt{key: key, content: content, client: client, session: session,
-		ttl:   time.Duration(grant.TTL) * time.Second,
-		myKey: key + "/" + strconv.FormatInt(int64(grant.ID), 16)}
+		keeper: newKeeper(client, grant.ID, begun, granted),
+		ttl:    granted,
+		myKey:  key + "/" + strconv.FormatInt(int64(grant.ID), 16)}
 	resp, err := client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(a.myKey), "=", 0)).
 		Then(clientv3.OpPut(a.myKey, content, clientv3.WithLease(grant.ID)),
@@ -309,16 +372,54 @@ func start(ctx context.Context, client *clientv3.Client, key, content string, tt
 	a.token = resp.Header.Revision
 	a.firstHolder = holderOf(resp.Responses[1].GetResponseRange().Kvs)
 	a.mutex = concurrency.NewMutex(session, key)
+	if testHookStarted != nil {
+		testHookStarted(a.myKey)
+	}
 	return a, nil
+}
+
+// testHookStarted, if set by a test, runs when an attempt has put its key
+// and before the Mutex looks at it.
+var testHookStarted func(myKey string)
+
+// grantLease grants a lease of ttl. A grant cancelled in flight may still
+// be granted, and a lease whose ID is never learned cannot be revoked: so
+// the grant is not cancelled with ctx, only bounded by the TTL, and a lease
+// granted after ctx ended is revoked in the background.
+func grantLease(ctx context.Context, client *clientv3.Client, ttl time.Duration) (*clientv3.LeaseGrantResponse, error) {
+	type result struct {
+		resp *clientv3.LeaseGrantResponse
+		err  error
+	}
+	done := make(chan result, 1)
+	grantCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ttl)
+	go func() {
+		defer cancel()
+		resp, err := client.Grant(grantCtx, int64(ttl/time.Second))
+		if err != nil && grantCtx.Err() != nil && client.Ctx().Err() == nil {
+			err = fmt.Errorf("%w: %w", errGrantUnanswered, err)
+		}
+		done <- result{resp, err}
+	}()
+	select {
+	case r := <-done:
+		return r.resp, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.err == nil {
+				revoke(client, r.resp.ID)
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // try is New's single attempt.
 func (a *attempt) try(ctx context.Context) (*Lock, error) {
 	err := a.mutex.TryLock(ctx)
 	if errors.Is(err, concurrency.ErrLocked) {
-		holder := a.holder(ctx)
 		a.abandon()
-		return nil, &lockfile.LockError{Path: a.key, Holder: holder, Err: lockfile.ErrLocked}
+		return nil, &lockfile.LockError{Path: a.key, Holder: a.holder(ctx), Err: lockfile.ErrLocked}
 	}
 	if err != nil {
 		a.abandon()
@@ -328,18 +429,22 @@ func (a *attempt) try(ctx context.Context) (*Lock, error) {
 }
 
 // wait is Acquire's wait. The Mutex waits in a goroutine of its own, so that
-// the caller is free the moment ctx ends: the Mutex then removes its key
-// with a call that waits for etcd as long as it takes.
+// the caller is free the moment ctx ends. The Mutex then deletes its key
+// with the client's context, a call that waits for etcd for as long as the
+// client is open; the goroutine ends with it. The lease is revoked meanwhile
+// in the background, which deletes the key as well.
 func (a *attempt) wait(ctx context.Context) (*Lock, error) {
 	// The wait also ends when this contender's lease does: a waiter whose
 	// key is gone would otherwise wait for its predecessors only to find
 	// that out.
 	waitCtx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(a.session.Ctx(), cancel)
+	stopSession := context.AfterFunc(a.session.Ctx(), cancel)
+	stopKeeper := context.AfterFunc(a.keeper.ended, cancel)
 	result := make(chan error, 1)
 	go func() {
 		result <- a.mutex.Lock(waitCtx)
-		stop()
+		stopSession()
+		stopKeeper()
 		cancel()
 	}()
 	select {
@@ -347,33 +452,32 @@ func (a *attempt) wait(ctx context.Context) (*Lock, error) {
 		switch {
 		case err == nil:
 			return a.held()
-		case ctx.Err() != nil:
+		case doneErr(ctx) != nil:
 			a.abandon()
 			return nil, a.gaveUp(ctx)
-		case a.session.Ctx().Err() != nil || errors.Is(err, concurrency.ErrSessionExpired):
+		case a.session.Ctx().Err() != nil || a.keeper.ended.Err() != nil || errors.Is(err, concurrency.ErrSessionExpired):
 			a.abandon()
-			return nil, errRetry
+			return nil, errWaiterLeaseEnded
 		}
 		a.abandon()
 		return nil, fmt.Errorf("etcdlock: lock %s: %w", a.key, err)
 	case <-ctx.Done():
-		go func() {
-			<-result // the Mutex has removed its key, or holds the lock
-			a.abandon()
-		}()
+		a.abandon()
 		return nil, a.gaveUp(ctx)
 	}
 }
 
+// gaveUp is the error of a wait that ctx ended. ctx is done, so the holder
+// is looked up without it.
 func (a *attempt) gaveUp(ctx context.Context) error {
-	return &lockfile.LockError{Path: a.key, Holder: a.holder(ctx),
-		Err: fmt.Errorf("%w; stopped waiting: %w", lockfile.ErrLocked, ctx.Err())}
+	return &lockfile.LockError{Path: a.key, Holder: a.holder(context.WithoutCancel(ctx)),
+		Err: fmt.Errorf("%w; stopped waiting: %w", lockfile.ErrLocked, doneErr(ctx))}
 }
 
-// holder names the holder now, or if etcd does not answer in time, the one
-// found when the attempt started.
+// holder names the holder now, or if etcd does not answer in time or ctx
+// ends first, the one found when the attempt started.
 func (a *attempt) holder(ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), holderTimeout)
+	ctx, cancel := context.WithTimeout(ctx, holderTimeout)
 	defer cancel()
 	resp, err := a.client.Get(ctx, a.key+"/", clientv3.WithFirstCreate()...)
 	if err != nil {
@@ -392,12 +496,13 @@ func holderOf(kvs []*mvccpb.KeyValue) string {
 	return strings.TrimSpace(first)
 }
 
-// abandon ends the keep-alive and revokes the lease, which deletes the
-// contender's key. If etcd does not answer in time, the lease expires by
-// itself.
+// abandon ends the keep-alive and revokes the lease in the background,
+// which deletes the contender's key, so that the caller does not wait for
+// it. If etcd does not answer in time, the lease expires by itself.
 func (a *attempt) abandon() {
+	a.keeper.stop()
 	a.session.Orphan()
-	revoke(a.client, a.session.Lease())
+	go revoke(a.client, a.session.Lease())
 }
 
 func revoke(client *clientv3.Client, id clientv3.LeaseID) error {
@@ -409,17 +514,18 @@ func revoke(client *clientv3.Client, id clientv3.LeaseID) error {
 
 // held turns a successful attempt into a Lock.
 func (a *attempt) held() (*Lock, error) {
-	if a.mutex.Key() != a.myKey {
-		// The Mutex named its key otherwise than start expects; the
-		// content and the token would belong to another key.
+	// The Mutex holds the lock with the key of the name and revision
+	// IsOwner compares; unless that is the key start put, the content
+	// and the token would belong to another key.
+	if own := a.mutex.IsOwner(); a.mutex.Key() != a.myKey || own.GetCompare().GetCreateRevision() != a.token {
 		a.abandon()
-		return nil, fmt.Errorf("etcdlock: lock %s: the Mutex's key %q is not %q", a.key, a.mutex.Key(), a.myKey)
+		return nil, fmt.Errorf("etcdlock: lock %s: %w", a.key, errKeyReplaced)
 	}
 	// Only Close cancels the watch's context: a watch ended by the client's
 	// closing must be seen as the loss it is.
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	l := &Lock{key: a.key, myKey: a.myKey, content: a.content, token: a.token,
-		ttl: a.ttl, client: a.client, session: a.session,
+		ttl: a.ttl, client: a.client, session: a.session, keeper: a.keeper,
 		lost: make(chan struct{}), stopWatch: stopWatch, watchDone: make(chan struct{})}
 	go l.watch(watchCtx)
 	return l, nil
@@ -449,10 +555,22 @@ func (l *Lock) Token() int64 { return l.token }
 // itself stops its work under the lock when Lost is closed; [Lock.Close]
 // then returns an error wrapping [ErrLost].
 //
-// Loss is seen late: a lease that runs out while etcd is out of reach is
-// noticed by the holder's own clock, up to about a second after etcd let
-// it expire, and the next holder may already hold the lock by then. Use
-// [Lock.Token] where that matters.
+// A lease that runs out while etcd is out of reach is noticed by the
+// holder's own clock: Lost closes at the time taken before the last
+// answered grant or renewal was sent, plus the TTL. etcd handled that
+// request after it was sent and starts the TTL again then, and a new leader
+// only extends leases, so etcd deletes the key no sooner, by its leader's
+// clock. What remains: the two clocks must run at the same rate (a rate
+// differing by r makes Lost up to r times the TTL late); Lost closes when
+// the runtime runs its timer, which is late by the process's scheduling
+// delay, and not at all while the process is stopped or paused; and work
+// learns of it only when it looks. Use [Lock.Token] where that matters.
+//
+// The reverse can happen: Lost can close while etcd keeps the lease, when
+// renewals were answered too late for the clock. Close then revokes the
+// lease, so the lock is not left held. A revoked lease or a deleted key is
+// seen within a third of the TTL (the next renewal) or at once (the watch on
+// the key), whichever comes first.
 func (l *Lock) Lost() <-chan struct{} { return l.lost }
 
 // Close releases the lock by revoking its lease, which deletes its key, so
@@ -460,8 +578,10 @@ func (l *Lock) Lost() <-chan struct{} { return l.lost }
 // and returns nil.
 //
 // If the lock had been lost, Close returns an error wrapping [ErrLost], at
-// once when the loss was the end of the lease; so it does when etcd finds
-// the lease gone although Lost had not been closed yet. Otherwise Close
+// once when the loss was the end of the lease, after it asked etcd in the
+// background (for at most a second) to revoke the lease in case etcd still
+// keeps it; so it does when etcd finds the lease gone although Lost had not
+// been closed yet. Otherwise Close
 // stops renewing the lease and asks etcd to revoke it, again while etcd
 // fails (as during a leader election), for at most the TTL. If etcd never
 // answers, Close returns the error, and the lease expires by itself: one
@@ -481,18 +601,23 @@ func (l *Lock) Close() error {
 	if lostErr == nil {
 		close(l.lost)
 	}
-	select {
-	case <-l.session.Done():
-		// The keep-alive has ended: the lease has expired or will unless
-		// renewed, and nothing renews it now.
-		l.session.Orphan()
+	ended := l.keeper.ended.Err() != nil
+	l.keeper.stop()
+	l.session.Orphan()
+	if ended {
+		// By this process's clock the lease has expired, or etcd said it
+		// is gone, or the client was closed. The clock runs out before
+		// etcd's, so etcd may still keep the lease a little longer, and
+		// longer if a new leader has extended it: revoke it once, in the
+		// background, for Close to return at once.
 		if lostErr == nil {
 			lostErr = errLeaseEnded
 		}
+		if l.client.Ctx().Err() == nil {
+			go revoke(l.client, l.session.Lease())
+		}
 		return fmt.Errorf("etcdlock: release %s: %w", l.key, lostErr)
-	default:
 	}
-	l.session.Orphan()
 	err := l.revoke()
 	if lostErr != nil {
 		return fmt.Errorf("etcdlock: release %s: %w", l.key, lostErr)
@@ -555,7 +680,7 @@ func (l *Lock) watch(ctx context.Context) {
 	// would otherwise never return.
 	callCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer context.AfterFunc(l.session.Ctx(), cancel)()
+	defer context.AfterFunc(l.keeper.ended, cancel)()
 	// Watching from the revision after the key's creation catches a
 	// deletion that came before the watch started.
 	rev := l.token + 1
@@ -570,7 +695,7 @@ func (l *Lock) watch(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if reason == nil && l.session.Ctx().Err() != nil {
+		if reason == nil && l.keeper.ended.Err() != nil {
 			reason = errLeaseEnded
 		}
 		if reason != nil {
@@ -595,7 +720,7 @@ func (l *Lock) watchFrom(ctx context.Context, rev *int64) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-l.session.Done():
+		case <-l.keeper.ended.Done():
 			return errLeaseEnded
 		case resp, ok := <-events:
 			if !ok || resp.Err() != nil {
@@ -626,7 +751,7 @@ func (l *Lock) check(ctx context.Context, rev *int64) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-l.session.Done():
+		case <-l.keeper.ended.Done():
 			return errLeaseEnded
 		case <-time.After(100 * time.Millisecond):
 		}

@@ -116,7 +116,7 @@ func TestAcquireTimeoutNamesHolderAndCleansUp(t *testing.T) {
 	c := testClient(t)
 	ctx := context.Background()
 	key := testKey(t)
-	leasesBefore := leaseCount(t, c)
+	leasesBefore := leaseIDs(t, c)
 	l, err := New(ctx, c, key, WithContentTemplate("the holder"))
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +131,10 @@ func TestAcquireTimeoutNamesHolderAndCleansUp(t *testing.T) {
 		t.Errorf("Acquire with a done context: %v, want DeadlineExceeded and not ErrLocked", err)
 	}
 
-	for _, timeout := range []time.Duration{10 * time.Millisecond, 300 * time.Millisecond} {
+	// The shorter timeout leaves time to grant the lease and put the key
+	// even on a busy machine: a context that ends before etcd has said
+	// whether the lock is held gives another error, as checked above.
+	for _, timeout := range []time.Duration{100 * time.Millisecond, 300 * time.Millisecond} {
 		waitCtx, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()
 		_, err = Acquire(waitCtx, c, key)
@@ -150,12 +153,89 @@ func TestAcquireTimeoutNamesHolderAndCleansUp(t *testing.T) {
 	}
 	// The abandoned waits' keys and leases go, in the background.
 	waitFor(t, "the waiters' keys and leases to go", func() bool {
-		return keyCount(t, c, key) == 1 && leaseCount(t, c) == leasesBefore+1
+		return keyCount(t, c, key) == 1 && len(newLeases(t, c, leasesBefore)) == 1
 	})
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the holder's lease to go", func() bool { return leaseCount(t, c) == leasesBefore })
+	waitFor(t, "the holder's lease to go", func() bool { return len(newLeases(t, c, leasesBefore)) == 0 })
+}
+
+// TestCancelledGrantsLeaveNoLease ends Acquires while etcd may be granting
+// their leases: a lease granted after the context ended is still revoked.
+func TestCancelledGrantsLeaveNoLease(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	before := leaseIDs(t, c)
+	l, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 200 {
+		waitCtx, cancel := context.WithTimeout(ctx, time.Duration(i%20)*100*time.Microsecond)
+		_, err := Acquire(waitCtx, c, key)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Acquire: %v, want DeadlineExceeded", err)
+		}
+	}
+	waitFor(t, "the waiters' leases to go", func() bool { return len(newLeases(t, c, before)) == 1 })
+}
+
+// TestKeyDeletedBeforeTheMutexLooks deletes a contender's key after it was
+// put and before the Mutex looks for it, as a racing delete could: the
+// Mutex then puts an empty key of its own under the same name. New must not
+// return a Lock whose token and content are not its key's, and Acquire
+// starts over.
+func TestKeyDeletedBeforeTheMutexLooks(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	deletions := 0
+	testHookStarted = func(myKey string) {
+		if deletions++; deletions == 1 {
+			if _, err := c.Delete(ctx, myKey); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(func() { testHookStarted = nil })
+
+	l, err := New(ctx, c, key)
+	if err == nil {
+		l.Close()
+		t.Fatalf("New returned a Lock with token %d although its key was replaced", l.Token())
+	}
+	if !errors.Is(err, errKeyReplaced) {
+		t.Errorf("New: %v, want errKeyReplaced", err)
+	}
+	waitFor(t, "the replaced key to go", func() bool { return keyCount(t, c, key) == 0 })
+
+	deletions = 0
+	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	l, err = Acquire(waitCtx, c, key, WithContentTemplate("mine"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if deletions != 2 {
+		t.Errorf("%d attempts, want 2", deletions)
+	}
+	resp, err := c.Get(ctx, key+"/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != 1 || resp.Kvs[0].CreateRevision != l.Token() || string(resp.Kvs[0].Value) != "mine" {
+		t.Fatalf("keys %v, want one created at %d holding %q", resp.Kvs, l.Token(), "mine")
+	}
+	select {
+	case <-l.Lost():
+		t.Fatal("Lost closed")
+	case <-time.After(200 * time.Millisecond):
+	}
 }
 
 func TestAcquireWaitsForRelease(t *testing.T) {
@@ -249,7 +329,7 @@ func TestLostWhenKeyDeleted(t *testing.T) {
 	c := testClient(t)
 	ctx := context.Background()
 	key := testKey(t)
-	leasesBefore := leaseCount(t, c)
+	leasesBefore := leaseIDs(t, c)
 	l, err := New(ctx, c, key)
 	if err != nil {
 		t.Fatal(err)
@@ -266,9 +346,42 @@ func TestLostWhenKeyDeleted(t *testing.T) {
 		t.Errorf("Close after loss: %v, want ErrLost", err)
 	}
 	// The lease, still alive, was revoked by Close.
-	if n := leaseCount(t, c); n != leasesBefore {
-		t.Errorf("%d leases after Close, want %d", n, leasesBefore)
+	if ids := newLeases(t, c, leasesBefore); len(ids) != 0 {
+		t.Errorf("leases %v left after Close", ids)
 	}
+}
+
+// TestCloseRevokesLeaseLostByClock ends a lease by the package's clock
+// while etcd keeps it, as renewals answered too late do: Close must return
+// at once and still revoke the lease, rather than leave the lock held for
+// the TTL.
+func TestCloseRevokesLeaseLostByClock(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	l, err := New(ctx, c, key) // the default TTL, longer than the wait below
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.keeper.setEnded()
+	select {
+	case <-l.Lost():
+	case <-time.After(time.Second):
+		t.Fatal("Lost not closed when the lease's time ran out")
+	}
+	start := time.Now()
+	if err := l.Close(); !errors.Is(err, ErrLost) {
+		t.Errorf("Close: %v, want ErrLost", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("Close took %v", d)
+	}
+	waitFor(t, "the lease to be revoked", func() bool { return keyCount(t, c, key) == 0 })
+	next, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Close()
 }
 
 func TestLostClosedByClose(t *testing.T) {
@@ -335,13 +448,31 @@ func assertKeys(t *testing.T, c *clientv3.Client, key string, want int) {
 	}
 }
 
-func leaseCount(t *testing.T, c *clientv3.Client) int {
+// leaseIDs returns the leases etcd holds now.
+func leaseIDs(t *testing.T, c *clientv3.Client) map[clientv3.LeaseID]bool {
 	t.Helper()
 	resp, err := c.Leases(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(resp.Leases)
+	ids := make(map[clientv3.LeaseID]bool)
+	for _, l := range resp.Leases {
+		ids[l.ID] = true
+	}
+	return ids
+}
+
+// newLeases returns the leases etcd holds now that it did not in before.
+// Other tests' leases may expire meanwhile; those do not count.
+func newLeases(t *testing.T, c *clientv3.Client, before map[clientv3.LeaseID]bool) []clientv3.LeaseID {
+	t.Helper()
+	var ids []clientv3.LeaseID
+	for id := range leaseIDs(t, c) {
+		if !before[id] {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 func TestNoGoroutinesOrLeasesLeft(t *testing.T) {
@@ -355,7 +486,7 @@ func TestNoGoroutinesOrLeasesLeft(t *testing.T) {
 	}
 	warm.Close()
 	time.Sleep(100 * time.Millisecond)
-	goroutines, leases := runtime.NumGoroutine(), leaseCount(t, c)
+	goroutines, leases := runtime.NumGoroutine(), leaseIDs(t, c)
 
 	holder, err := New(ctx, c, key)
 	if err != nil {
@@ -385,9 +516,8 @@ func TestNoGoroutinesOrLeasesLeft(t *testing.T) {
 	if l := <-got; l != nil {
 		l.Close()
 	}
-	// Other tests' leases may expire meanwhile, so fewer is fine.
-	waitFor(t, fmt.Sprintf("goroutines and leases to go (%d, %d before)", goroutines, leases), func() bool {
-		return runtime.NumGoroutine() <= goroutines && leaseCount(t, c) <= leases
+	waitFor(t, fmt.Sprintf("goroutines and leases to go (%d goroutines before)", goroutines), func() bool {
+		return runtime.NumGoroutine() <= goroutines && len(newLeases(t, c, leases)) == 0
 	})
 }
 

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/golockfile/lockfile"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 func TestExclusionAcrossProcesses(t *testing.T) {
@@ -119,24 +121,31 @@ func TestKilledHolderReleasedAfterTTL(t *testing.T) {
 	}
 }
 
-// TestLostWhenEtcdStops stops the only etcd member (SIGSTOP), so that the
-// holder cannot renew its lease: Lost must close by the holder's own clock,
-// within the TTL and the client's one-second check, although etcd never
-// answers, and Close must not hang.
+// TestLostWhenEtcdStops stops the only etcd member (SIGSTOP) right after
+// the lock is taken, so that the holder cannot renew its lease: Lost must
+// close by the holder's own clock no later than the TTL after New was
+// called, when etcd may let the lease expire, although etcd never answers,
+// and Close must not hang. The client has held a lock before, as one of a
+// long-running service has: the client's keep-alive would give the new
+// lease DialTimeout+1s, not the TTL, to answer its first renewal.
 func TestLostWhenEtcdStops(t *testing.T) {
-	servers, err := startCluster(t.TempDir(), "stopped", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := servers[0]
-	defer s.stop()
+	s := startStoppable(t)
 	c, err := newClient(s.clientURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	const ttl = 2 * time.Second
-	l, err := New(context.Background(), c, testKey(t), WithTTL(ttl))
+	key := testKey(t)
+	warm, err := New(context.Background(), c, key, WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := warm.Close(); err != nil {
+		t.Fatal(err)
+	}
+	begun := time.Now()
+	l, err := New(context.Background(), c, key, WithTTL(ttl))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +156,12 @@ func TestLostWhenEtcdStops(t *testing.T) {
 	stopped := time.Now()
 	select {
 	case <-l.Lost():
-		t.Logf("Lost closed %v after etcd stopped (TTL %v)", time.Since(stopped), ttl)
+		t.Logf("Lost closed %v after etcd stopped, %v after New was called (TTL %v)", time.Since(stopped), time.Since(begun), ttl)
+		// The timer that closes Lost may run a little late on a busy
+		// machine; seconds late is the client's deadline instead.
+		if late := time.Since(begun) - ttl; late > 300*time.Millisecond {
+			t.Errorf("Lost closed %v after the lease could have expired", late)
+		}
 	case <-time.After(ttl + 2*time.Second):
 		t.Fatalf("Lost not closed %v after etcd stopped", ttl+2*time.Second)
 	}
@@ -158,6 +172,73 @@ func TestLostWhenEtcdStops(t *testing.T) {
 	if d := time.Since(start); d > 100*time.Millisecond {
 		t.Errorf("Close after the lease ended took %v", d)
 	}
+}
+
+// TestSlowRenewalKeepsLock stops etcd right after the lock is taken for
+// longer than the client waits for a lease's first renewal (DialTimeout+1s,
+// 2s here) but shorter than the TTL: etcd keeps the lease, so the holder
+// must keep the lock, and Close must release it at once.
+func TestSlowRenewalKeepsLock(t *testing.T) {
+	s := startStoppable(t)
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{s.clientURL}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const ttl = 4 * time.Second
+	key := testKey(t)
+	warm, err := New(context.Background(), c, key, WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := warm.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := New(context.Background(), c, key, WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Lost():
+		t.Fatal("Lost closed while etcd kept the lease")
+	case <-time.After(time.Second):
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	other, err := newClient(s.clientURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	next, err := New(context.Background(), other, key)
+	if err != nil {
+		t.Fatalf("New after Close: %v", err)
+	}
+	next.Close()
+}
+
+// startStoppable starts an etcd member of the test's own, which it may
+// stop and resume.
+func startStoppable(t *testing.T) *etcdServer {
+	t.Helper()
+	servers, err := startCluster(t.TempDir(), "stopped", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := servers[0]
+	t.Cleanup(func() {
+		s.cmd.Process.Signal(syscall.SIGCONT)
+		s.stop()
+	})
+	return s
 }
 
 // TestClusterLosesLeader runs three processes taking the lock in turns
