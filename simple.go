@@ -189,7 +189,8 @@ func lockOpened(f sysFile, look bool) (fileStat, error) {
 	return st, err
 }
 
-// lockFailed closes f, which is not locked, and describes why.
+// lockFailed closes f, which a failed stat may have left locked, and
+// describes why the lock was not taken.
 func lockFailed(f sysFile, path string, err error) error {
 	defer f.close()
 	if errors.Is(err, ErrLocked) {
