@@ -66,17 +66,12 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error
 // and describes the locked file.
 func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, error) {
 	for {
-		probe, err := openLockFile(path, c)
-		if err != nil {
-			return sysFile{}, fileStat{}, err
-		}
-		st, err := lockOpened(probe, true)
+		probe, st, opened, err := tryLockFile(path, c, true)
 		switch {
 		case err == nil:
 			return probe, st, nil
-		case err == errRemoved:
-			probe.close()
-			continue
+		case !opened:
+			return sysFile{}, fileStat{}, err
 		case !errors.Is(err, ErrLocked):
 			return sysFile{}, fileStat{}, lockFailed(probe, path, err)
 		}

@@ -58,7 +58,10 @@ func Holder(path string) (holder string, held bool, err error) {
 	case err != nil:
 		return "", false, &fs.PathError{Op: "lock", Path: path, Err: err}
 	}
-	return "", false, nil // the deferred close drops the shared lock
+	if err := f.unlock(); err != nil {
+		return "", false, &fs.PathError{Op: "unlock", Path: path, Err: err}
+	}
+	return "", false, nil
 }
 
 // A template is a parsed content template: literal text and fields, in order.

@@ -3,7 +3,6 @@
 package lockfile
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -80,16 +79,11 @@ func (f sysFile) flock(how int) error {
 	return fmt.Errorf("flock: %w", err)
 }
 
-// close unlocks before it closes. Closing alone would release the lock
-// only once every copy of the descriptor is gone, and a child that os/exec
-// is starting holds a copy until its exec has closed it, which can be after
-// the parent has resumed; unlocking releases the lock for all copies.
 func (f sysFile) close() error {
-	unlockErr := f.unlock()
 	if err := unix.Close(f.fd); err != nil {
-		return errors.Join(unlockErr, fmt.Errorf("close: %w", err))
+		return fmt.Errorf("close: %w", err)
 	}
-	return unlockErr
+	return nil
 }
 
 func (f sysFile) readAt(b []byte, off int64) (int, error) {
@@ -144,6 +138,15 @@ type fileStat struct {
 }
 
 func (f sysFile) stat() (fileStat, error) { return fstat(f.fd) }
+
+// fstatPlain is fstat(2), for systems without statx.
+func fstatPlain(fd int) (fileStat, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fileStat{}, err
+	}
+	return newFileStat(&st), nil
+}
 
 // statPath describes the file at path, or the link there unless
 // followSymlinks is set.

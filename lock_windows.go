@@ -106,18 +106,11 @@ func (f sysFile) lockFileEx(flags uint32) error {
 	return fmt.Errorf("LockFileEx: %w", err)
 }
 
-// close unlocks before closing: Windows releases the locks of a closed
-// handle only when it gets to it, which may be later.
 func (f sysFile) close() error {
-	var unlockErr error
-	if err := f.unlock(); err != nil && !errors.Is(err, windows.ERROR_NOT_LOCKED) {
-		unlockErr = fmt.Errorf("unlock: %w", err)
-	}
-	var closeErr error
 	if err := windows.CloseHandle(f.h); err != nil {
-		closeErr = fmt.Errorf("close: %w", err)
+		return fmt.Errorf("close: %w", err)
 	}
-	return errors.Join(unlockErr, closeErr)
+	return nil
 }
 
 func (f sysFile) readAt(b []byte, off int64) (int, error) {

@@ -142,8 +142,17 @@ func (l *SimpleLockFile) Close() error {
 	return release(l.f, l.path)
 }
 
+// release unlocks f and closes it. Closing alone would release the lock
+// only once every copy of the descriptor is gone, and on Unix a child that
+// os/exec is starting holds one until its exec is done, after the parent
+// has resumed; Windows releases a closed handle's locks only when it gets
+// round to it. Unlocking first releases the lock at once.
 func release(f sysFile, path string) error {
-	if err := f.close(); err != nil {
+	var unlockErr error
+	if err := f.unlock(); err != nil {
+		unlockErr = fmt.Errorf("unlock: %w", err)
+	}
+	if err := errors.Join(unlockErr, f.close()); err != nil {
 		return fmt.Errorf("lockfile: releasing %s: %w", path, err)
 	}
 	return nil
@@ -153,44 +162,40 @@ func release(f sysFile, path string) error {
 // set describes the locked file. On contention it reads the holder's
 // content through the file it opened, then closes it.
 func lockNow(path string, c *config, look bool) (sysFile, fileStat, error) {
+	f, st, opened, err := tryLockFile(path, c, look)
+	if err != nil && opened {
+		return sysFile{}, fileStat{}, lockFailed(f, path, err)
+	}
+	return f, st, err
+}
+
+// tryLockFile opens the lock file and locks it without waiting, and with
+// look set describes the locked file; if that shows the file was removed
+// between the open and the lock (by a holder that deletes it as it lets
+// go, say), the lock excludes no one, and it starts over on the file at the
+// path now. If the open succeeded and the rest did not, f is returned open
+// and unlocked, with opened set, for the caller to report on or wait with.
+func tryLockFile(path string, c *config, look bool) (f sysFile, st fileStat, opened bool, err error) {
 	for {
-		f, err := openLockFile(path, c)
+		if f, err = openLockFile(path, c); err != nil {
+			return sysFile{}, fileStat{}, false, err
+		}
+		if err = f.tryLock(); err != nil || !look {
+			return f, fileStat{}, true, err
+		}
+		st, err = f.stat()
+		if err == nil && !st.removed() {
+			return f, st, true, nil
+		}
 		if err != nil {
-			return sysFile{}, fileStat{}, err
+			f.unlock()
+			return f, fileStat{}, true, err
 		}
-		st, err := lockOpened(f, look)
-		switch {
-		case err == errRemoved:
-			f.close()
-		case err != nil:
-			return sysFile{}, fileStat{}, lockFailed(f, path, err)
-		default:
-			return f, st, nil
-		}
+		release(f, path)
 	}
 }
 
-// errRemoved reports a lock taken on a file that was removed between its
-// open and its lock, by a holder that deletes the file before it lets go,
-// say. Such a lock excludes no one: the caller starts over on the file at
-// the path now.
-var errRemoved = errors.New("lock file removed before it was locked")
-
-// lockOpened locks f without waiting and, with look set, describes it. On
-// an error f stays open, locked if the error is errRemoved.
-func lockOpened(f sysFile, look bool) (fileStat, error) {
-	if err := f.tryLock(); err != nil || !look {
-		return fileStat{}, err
-	}
-	st, err := f.stat()
-	if err == nil && st.removed() {
-		err = errRemoved
-	}
-	return st, err
-}
-
-// lockFailed closes f, which a failed stat may have left locked, and
-// describes why the lock was not taken.
+// lockFailed closes f, which is not locked, and describes why.
 func lockFailed(f sysFile, path string, err error) error {
 	defer f.close()
 	if errors.Is(err, ErrLocked) {

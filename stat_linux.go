@@ -26,11 +26,7 @@ func fstat(fd int) (fileStat, error) {
 	// Before Linux 4.11 there is no statx, and some container sandboxes
 	// refuse a call they do not know.
 	if err == unix.ENOSYS || err == unix.EPERM {
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			return fileStat{}, err
-		}
-		return newFileStat(&st), nil
+		return fstatPlain(fd)
 	}
 	if err != nil {
 		return fileStat{}, err

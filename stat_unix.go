@@ -2,12 +2,4 @@
 
 package lockfile
 
-import "golang.org/x/sys/unix"
-
-func fstat(fd int) (fileStat, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return fileStat{}, err
-	}
-	return newFileStat(&st), nil
-}
+func fstat(fd int) (fileStat, error) { return fstatPlain(fd) }
