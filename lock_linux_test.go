@@ -43,6 +43,25 @@ func failSyscall(t *testing.T, nr uintptr, errno unix.Errno) error {
 	return unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&prog)), 0, 0)
 }
 
+// newWhileFailing runs New on a thread whose system call nr fails with
+// errno, closes the lock if it was taken, and returns New's error.
+func newWhileFailing(t *testing.T, nr uintptr, errno unix.Errno, path string, opts ...Option) error {
+	t.Helper()
+	var err, filterErr error
+	onDoomedThread(func() {
+		if filterErr = failSyscall(t, nr, errno); filterErr == nil {
+			var l *LockFile
+			if l, err = New(path, opts...); err == nil {
+				l.Close()
+			}
+		}
+	})
+	if filterErr != nil {
+		skipOrFail(t, "cannot install a seccomp filter: "+filterErr.Error())
+	}
+	return err
+}
+
 // A file system that cannot lock (NFS without a lock manager, some FUSE
 // mounts) answers flock with ENOLCK, ENOTSUP or ENOSYS. A seccomp filter
 // makes the kernel give those answers here.
@@ -50,15 +69,7 @@ func TestFileSystemThatCannotLock(t *testing.T) {
 	for _, errno := range []unix.Errno{unix.ENOLCK, unix.ENOTSUP, unix.ENOSYS} {
 		t.Run(errno.Error(), func(t *testing.T) {
 			path := tempLockPath(t)
-			var err, filterErr error
-			onDoomedThread(func() {
-				if filterErr = failSyscall(t, unix.SYS_FLOCK, errno); filterErr == nil {
-					_, err = New(path)
-				}
-			})
-			if filterErr != nil {
-				skipOrFail(t, "cannot install a seccomp filter: "+filterErr.Error())
-			}
+			err := newWhileFailing(t, unix.SYS_FLOCK, errno, path)
 			if !errors.Is(err, ErrUnsupported) || !errors.Is(err, errno) || errors.Is(err, ErrLocked) {
 				t.Fatalf("New on a file system answering %v: %v, want ErrUnsupported wrapping it", errno, err)
 			}
@@ -214,18 +225,7 @@ func TestTruncateOnlyToShrink(t *testing.T) {
 	path := tempLockPath(t)
 	for name, old := range oldContents {
 		writeFile(t, path, old)
-		var err, filterErr error
-		onDoomedThread(func() {
-			if filterErr = failSyscall(t, unix.SYS_FTRUNCATE, unix.EPERM); filterErr == nil {
-				var l *LockFile
-				if l, err = New(path, WithContentTemplate("the-holder")); err == nil {
-					l.Close()
-				}
-			}
-		})
-		if filterErr != nil {
-			skipOrFail(t, "cannot install a seccomp filter: "+filterErr.Error())
-		}
+		err := newWhileFailing(t, unix.SYS_FTRUNCATE, unix.EPERM, path, WithContentTemplate("the-holder"))
 		mustShrink := len(old) > len(" the-holder\n")
 		if truncated := errors.Is(err, unix.EPERM); truncated != mustShrink {
 			t.Errorf("%s: New truncated: %v (err %v), want %v", name, truncated, err, mustShrink)
@@ -242,19 +242,7 @@ func TestTruncateOnlyToShrink(t *testing.T) {
 func TestStatxRefusedFallsBackToFstat(t *testing.T) {
 	path := tempLockPath(t)
 	writeFile(t, path, " an earlier holder with a longer name\n")
-	var err, filterErr error
-	onDoomedThread(func() {
-		if filterErr = failSyscall(t, unix.SYS_STATX, unix.EPERM); filterErr == nil {
-			var l *LockFile
-			if l, err = New(path, WithContentTemplate("the-holder")); err == nil {
-				l.Close()
-			}
-		}
-	})
-	if filterErr != nil {
-		skipOrFail(t, "cannot install a seccomp filter: "+filterErr.Error())
-	}
-	if err != nil {
+	if err := newWhileFailing(t, unix.SYS_STATX, unix.EPERM, path, WithContentTemplate("the-holder")); err != nil {
 		t.Fatalf("New with statx refused: %v", err)
 	}
 	if got := readFile(t, path); got != " the-holder\n" {
