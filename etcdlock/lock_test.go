@@ -479,12 +479,7 @@ func TestNoGoroutinesOrLeasesLeft(t *testing.T) {
 	c := testClient(t)
 	ctx := context.Background()
 	key := testKey(t)
-	// The client starts its keep-alive and watch streams on first use.
-	warm, err := New(ctx, c, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	warm.Close()
+	warmUp(t, c, key)
 	time.Sleep(100 * time.Millisecond)
 	goroutines, leases := runtime.NumGoroutine(), leaseIDs(t, c)
 
@@ -536,5 +531,19 @@ func TestPassingFailures(t *testing.T) {
 		if got := passing(tc.err); got != tc.want {
 			t.Errorf("passing(%v) = %v", tc.err, got)
 		}
+	}
+}
+
+// warmUp takes and releases a lock on c, as a long-running service's client
+// has done before: the client starts its keep-alive and watch streams on
+// first use, and treats a lease it renews for the first time differently.
+func warmUp(t *testing.T, c *clientv3.Client, key string) {
+	t.Helper()
+	l, err := New(context.Background(), c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

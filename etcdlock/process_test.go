@@ -137,13 +137,7 @@ func TestLostWhenEtcdStops(t *testing.T) {
 	defer c.Close()
 	const ttl = 2 * time.Second
 	key := testKey(t)
-	warm, err := New(context.Background(), c, key, WithTTL(ttl))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := warm.Close(); err != nil {
-		t.Fatal(err)
-	}
+	warmUp(t, c, key)
 	begun := time.Now()
 	l, err := New(context.Background(), c, key, WithTTL(ttl))
 	if err != nil {
@@ -187,13 +181,7 @@ func TestSlowRenewalKeepsLock(t *testing.T) {
 	defer c.Close()
 	const ttl = 4 * time.Second
 	key := testKey(t)
-	warm, err := New(context.Background(), c, key, WithTTL(ttl))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := warm.Close(); err != nil {
-		t.Fatal(err)
-	}
+	warmUp(t, c, key)
 	l, err := New(context.Background(), c, key, WithTTL(ttl))
 	if err != nil {
 		t.Fatal(err)
