@@ -169,3 +169,5 @@ func newFileStat(st *unix.Stat_t) fileStat {
 func (s fileStat) regular() bool                { return s.mode&unix.S_IFMT == unix.S_IFREG }
 func (s fileStat) sameFile(other fileStat) bool { return s.dev == other.dev && s.ino == other.ino }
 func (s fileStat) removed() bool                { return s.nlink == 0 }
+
+func (f sysFile) handle() uintptr { return uintptr(f.fd) }

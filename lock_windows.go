@@ -213,3 +213,5 @@ func (s fileStat) removed() bool { return s.links == 0 }
 func (s fileStat) sameFile(other fileStat) bool {
 	return s.volume == other.volume && s.index == other.index
 }
+
+func (f sysFile) handle() uintptr { return uintptr(f.h) }

@@ -130,6 +130,21 @@ func (l *SimpleLockFile) Path() string { return l.path }
 // space and the trailing newline.
 func (l *LockFile) Content() string { return string(l.content[1 : len(l.content)-1]) }
 
+// Fd returns the file descriptor (on Windows, the handle) that holds the
+// lock. It is valid until Close; closing it or changing its lock breaks the
+// lock. Fd returns ^uintptr(0) for a closed or nil lock.
+func (l *SimpleLockFile) Fd() uintptr {
+	if l == nil {
+		return ^uintptr(0)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.held {
+		return ^uintptr(0)
+	}
+	return l.f.handle()
+}
+
 // Close releases the lock and closes the file, which stays on disk. Closing
 // a closed lock does nothing and returns nil.
 func (l *SimpleLockFile) Close() error {

@@ -1,0 +1,12 @@
+package lockfile
+
+import "testing"
+
+func TestFdOfNoLock(t *testing.T) {
+	var nilLock *SimpleLockFile
+	for _, l := range []*SimpleLockFile{nilLock, {}, &(&LockFile{}).SimpleLockFile} {
+		if got := l.Fd(); got != ^uintptr(0) {
+			t.Errorf("Fd of %#v = %d, want ^uintptr(0)", l, got)
+		}
+	}
+}
