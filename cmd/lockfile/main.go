@@ -8,7 +8,7 @@
 //
 // Usage:
 //
-//	lockfile run [-w DURATION] [-t TEMPLATE] [-E CODE] PATH -- COMMAND [ARG...]
+//	lockfile run [-E CODE] [-t TEMPLATE] [-v] [-w DURATION] PATH [--] COMMAND [ARG...]
 //	lockfile status PATH
 //
 // Run "lockfile -h", "lockfile run -h" or "lockfile status -h" for the rest.
@@ -21,11 +21,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/golockfile/lockfile"
 )
@@ -40,15 +43,17 @@ const (
 	exitNotFound = 127 // COMMAND was not found
 )
 
-const synopsis = `usage: lockfile run [-w DURATION] [-t TEMPLATE] [-E CODE] PATH -- COMMAND [ARG...]
-       lockfile status PATH
-`
-
-const mainHelp = synopsis + `
+const mainHelp = `
 lockfile takes an exclusive lock on the file PATH: the lock that the Go
 package github.com/golockfile/lockfile, Python's zc.lockfile and util-linux
 flock(1) take. It writes who holds the lock into the file, as the package
-and zc.lockfile do, and reads it back for whoever is refused.
+and zc.lockfile do, and reads it back for whoever is refused. PATH is a
+regular file, or none yet: unlike flock(1), lockfile does not lock
+directories, which have no content to name a holder.
+
+A holder is printed with control characters and backslashes escaped as in
+a Go string (\x1b, \n, \\), so that content cannot drive the terminal; the
+file keeps the bytes as written.
 
 Commands:
   run     run COMMAND while holding the lock
@@ -58,49 +63,42 @@ Run 'lockfile run -h' or 'lockfile status -h' for their options and exit
 statuses. Usage errors exit with status 2.
 `
 
-const runSynopsis = "usage: lockfile run [-w DURATION] [-t TEMPLATE] [-E CODE] PATH -- COMMAND [ARG...]\n"
-
-const runHelp = runSynopsis + `
-Take the lock on PATH, creating the file if it does not exist, and write
-the expanded TEMPLATE into it. Then run COMMAND with lockfile's standard
-input, output and error and its environment, and release the lock when
-COMMAND exits. COMMAND may read PATH to see the content.
-
-If the lock is held, lockfile names the holder on standard error and exits
-with status CODE, without running COMMAND.
+const runHelp = `
+Take the lock on PATH, creating the file if it does not exist, write the
+expanded TEMPLATE into it, and run COMMAND with the lock held. Options go
+before PATH; "--" before COMMAND is needed only if COMMAND starts with "-".
+If the lock is held, name the holder on standard error and exit with
+status CODE, without running COMMAND.
 
 Options:
-  -w DURATION  wait up to DURATION for a held lock, such as 500ms, 10s or
-               1h30m; the default, 0, does not wait
-  -t TEMPLATE  the content to write: {pid} is lockfile's own process id,
-               {hostname} the host name, {{ and }} literal braces
-               (default "{pid}")
-  -E CODE      the exit status when the lock is held, 0 to 255 (default 1)
-  -h           print this help
+%s
+On Unix, lockfile becomes COMMAND, as flock -F does: it execs COMMAND in
+its own process, so {pid} is COMMAND's process id too, and every signal,
+a ^C included, reaches COMMAND alone, once. COMMAND inherits the open lock
+file: the lock is held until COMMAND and every process that inherited the
+descriptor from it (a daemon it starts, say) have exited or closed it, as
+with flock(1). Signals ignored when lockfile starts stay ignored in
+COMMAND where Go lets a program know of them: SIGHUP (nohup), SIGINT, and
+with it SIGQUIT as a shell ignores both for a background job, and the job
+control signals; others, such as SIGTERM or SIGPIPE, are at their default.
+While lockfile waits for the lock, a signal that would end COMMAND ends
+lockfile in the same way, and COMMAND is not run.
 
-SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to lockfile are passed to COMMAND,
-and lockfile keeps the lock until COMMAND has exited. A ^C at a terminal
-reaches COMMAND directly too, so COMMAND sees SIGINT twice. While lockfile
-waits for the lock, these signals end it as they end any program, and
-COMMAND is not run.
-
-Unlike with flock(1), COMMAND does not inherit the lock: processes that
-COMMAND leaves running do not hold it after COMMAND exits, and if lockfile
-is killed with SIGKILL, the lock is released while COMMAND runs on.
+On Windows, lockfile runs COMMAND as its child and exits with its status.
+COMMAND, and every process it starts, ends when lockfile ends, even if
+lockfile is killed; the lock may then be free for an instant before they
+have ended. A console's ^C reaches COMMAND directly.
 
 Exit status:
-  CODE    the lock is held (with -w: still held after DURATION)
+  CODE    the lock is held (with -w: still held when the wait ended)
   2       usage error, COMMAND not run
   125     lockfile failed, e.g. it could not open or lock PATH
   126     COMMAND was found but cannot be executed
   127     COMMAND was not found
-  128+N   COMMAND was killed by signal N
-  other   COMMAND's exit status
+  other   COMMAND's own: its exit status, or its death by a signal
 `
 
-const statusSynopsis = "usage: lockfile status PATH\n"
-
-const statusHelp = statusSynopsis + `
+const statusHelp = `
 Say whether the lock on PATH is held, without taking it. PATH is only read:
 it is never created, truncated or written, and a missing file is a free
 lock.
@@ -129,8 +127,9 @@ func main() {
 }
 
 func lockfileMain(args []string) int {
+	mainUsage := "usage: " + synopsis(runFlags(new(runConfig))) + "\n       " + synopsis(statusFlags()) + "\n"
 	if len(args) == 0 {
-		return usageError(synopsis, "", "no command given")
+		return usageError(mainUsage, "", "no command given")
 	}
 	switch args[0] {
 	case "run":
@@ -138,10 +137,40 @@ func lockfileMain(args []string) int {
 	case "status":
 		return status(args[1:])
 	case "-h", "-help", "--help", "help":
-		fmt.Print(mainHelp)
+		fmt.Print(mainUsage + mainHelp)
 		return 0
 	}
-	return usageError(synopsis, "", fmt.Sprintf("unknown command %q", args[0]))
+	return usageError(mainUsage, "", fmt.Sprintf("unknown command %q", args[0]))
+}
+
+// synopsis is a command's usage line, built from its flags. The flags'
+// usage strings name their values in back quotes, as flag.PrintDefaults
+// reads them; the flag set's output holds the operands.
+func synopsis(flags *flag.FlagSet) string {
+	line := "lockfile " + flags.Name()
+	flags.VisitAll(func(f *flag.Flag) {
+		if value, _ := flag.UnquoteUsage(f); value != "" {
+			line += fmt.Sprintf(" [-%s %s]", f.Name, value)
+		} else {
+			line += fmt.Sprintf(" [-%s]", f.Name)
+		}
+	})
+	return line + " " + operands[flags.Name()]
+}
+
+var operands = map[string]string{"run": "PATH [--] COMMAND [ARG...]", "status": "PATH"}
+
+// help is a command's -h text: its synopsis, then text, into which the
+// flags' descriptions go at the %s, if it has one.
+func help(flags *flag.FlagSet, text string) string {
+	var defaults strings.Builder
+	flags.SetOutput(&defaults)
+	flags.PrintDefaults()
+	flags.SetOutput(io.Discard)
+	if strings.Contains(text, "%s") {
+		text = fmt.Sprintf(text, defaults.String())
+	}
+	return "usage: " + synopsis(flags) + "\n" + text
 }
 
 // usageError prints what is wrong and the short usage, as a man page's
@@ -160,44 +189,51 @@ func usageError(usage, sub, msg string) int {
 	return exitUsage
 }
 
-// parseFlags parses a subcommand's flags. The flag package's own messages
+// parseFlags parses a command's flags. The flag package's own messages
 // and usage are silenced so that -h prints the help on stdout and every
 // usage error looks the same.
-func parseFlags(fs *flag.FlagSet, args []string, usage, help string) (exit int, ok bool) {
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	err := fs.Parse(args)
+func parseFlags(flags *flag.FlagSet, args []string, text string) (exit int, ok bool) {
+	flags.SetOutput(io.Discard)
+	flags.Usage = func() {}
+	err := flags.Parse(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		fmt.Print(help)
+		fmt.Print(help(flags, text))
 		return 0, false
 	case err != nil:
-		return usageError(usage, fs.Name(), err.Error()), false
+		return usageError("usage: "+synopsis(flags)+"\n", flags.Name(), err.Error()), false
 	}
 	return 0, true
 }
 
-func run(args []string) int {
-	var (
-		wait     time.Duration
-		template = "{pid}"
-		heldCode = 1
-	)
+// runConfig is what run's flags set.
+type runConfig struct {
+	wait     time.Duration // 0: do not wait
+	forever  bool          // wait without limit
+	template string
+	heldCode int
+	verbose  bool
+}
+
+// runFlags returns run's flag set, which fills in c, after setting c to
+// the defaults.
+func runFlags(c *runConfig) *flag.FlagSet {
+	*c = runConfig{template: "{pid}", heldCode: 1}
 	flags := flag.NewFlagSet("run", flag.ContinueOnError)
-	flags.Func("w", "", func(s string) error {
-		d, err := time.ParseDuration(s)
-		switch {
-		case err != nil && isNumber(s):
-			return fmt.Errorf("a duration needs a unit, such as %ss", s)
-		case err != nil:
-			return errors.New("not a duration; give one such as 500ms, 10s or 1h30m")
-		case d < 0:
-			return errors.New("a negative duration")
+	flags.Func("E", "exit with status `CODE`, 0 to 255, if the lock is held (default 1)", func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > 255 {
+			return errors.New("not an exit status from 0 to 255")
 		}
-		wait = d
+		c.heldCode = n
 		return nil
 	})
-	flags.Func("t", "", func(s string) error {
+	flags.Func("t", "write `TEMPLATE` into PATH: {pid} is the process id, {hostname} the host name,\n"+
+		"{{ and }} are braces (default \"{pid}\")", func(s string) error {
+		if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(s[i:])
+			return fmt.Errorf("a control character, %s: the holder is one line of text", strconv.QuoteRune(r))
+		}
 		if _, err := lockfile.ExpandTemplate(s); err != nil {
 			var optErr *lockfile.OptionError
 			if errors.As(err, &optErr) {
@@ -205,128 +241,209 @@ func run(args []string) int {
 			}
 			return err
 		}
-		template = s
+		c.template = s
 		return nil
 	})
-	flags.Func("E", "", func(s string) error {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 || n > 255 {
-			return errors.New("not an exit status from 0 to 255")
+	flags.BoolVar(&c.verbose, "v", false, "say on standard error whom lockfile waits for, and how long it waited")
+	flags.Func("w", "wait up to `DURATION` for a held lock: seconds (10, .5), a Go duration (1m30s),\n"+
+		"or inf for no limit (default 0: do not wait)", func(s string) (err error) {
+		c.wait, c.forever, err = parseWait(s)
+		return err
+	})
+	return flags
+}
+
+func statusFlags() *flag.FlagSet { return flag.NewFlagSet("status", flag.ContinueOnError) }
+
+// parseWait reads -w's value: a number of seconds, as flock(1) takes it, a
+// Go duration, or inf.
+func parseWait(s string) (wait time.Duration, forever bool, err error) {
+	const longest = time.Duration(math.MaxInt64)
+	tooLong := fmt.Errorf("longer than the longest wait, %v; use inf to wait without limit", longest)
+	if secs, err := strconv.ParseFloat(s, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case math.IsNaN(secs):
+			return 0, false, errors.New("not a number of seconds")
+		case secs < 0:
+			return 0, false, errors.New("a negative wait; use 0 not to wait, inf to wait without limit")
+		case math.IsInf(secs, 1) && err == nil:
+			return 0, true, nil
+		case secs*float64(time.Second) >= float64(longest):
+			return 0, false, tooLong
 		}
-		heldCode = n
-		return nil
-	})
-	if exit, ok := parseFlags(flags, args, runSynopsis, runHelp); !ok {
+		return time.Duration(math.Round(secs * float64(time.Second))), false, nil
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil && durationSyntax(s):
+		return 0, false, tooLong
+	case err != nil:
+		return 0, false, errors.New("not a wait; give seconds (10, .5), a duration (1m30s) or inf")
+	case d < 0:
+		return 0, false, errors.New("a negative wait; use 0 not to wait, inf to wait without limit")
+	}
+	return d, false, nil
+}
+
+// durationSyntax reports whether s is written as a Go duration, such as
+// 1h30m, whatever its size: time.ParseDuration gives the same error for a
+// duration too long to hold as for a word.
+func durationSyntax(s string) bool {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
+	isNumber := func(r rune) bool { return '0' <= r && r <= '9' || r == '.' }
+	if s == "" {
+		return false
+	}
+	for s != "" {
+		end := strings.IndexFunc(s, func(r rune) bool { return !isNumber(r) })
+		if end <= 0 || s[:end] == "." || strings.Count(s[:end], ".") > 1 {
+			return false // no number, or no unit after it
+		}
+		s = s[end:]
+		if end = strings.IndexFunc(s, isNumber); end < 0 {
+			end = len(s)
+		}
+		switch s[:end] {
+		case "ns", "us", "µs", "μs", "ms", "s", "m", "h":
+		default:
+			return false
+		}
+		s = s[end:]
+	}
+	return true
+}
+
+func run(args []string) int {
+	var c runConfig
+	flags := runFlags(&c)
+	if exit, ok := parseFlags(flags, args, runHelp); !ok {
 		return exit
 	}
+	usage := "usage: " + synopsis(flags) + "\n"
 	args = flags.Args()
-	switch {
-	case len(args) == 0:
-		return usageError(runSynopsis, "run", "no PATH given")
-	case len(args) == 1:
-		return usageError(runSynopsis, "run", "no COMMAND given")
-	case args[1] != "--" && len(args[1]) > 1 && args[1][0] == '-':
-		return usageError(runSynopsis, "run", fmt.Sprintf("%s after PATH: options go before PATH", args[1]))
-	case args[1] != "--":
-		return usageError(runSynopsis, "run", "no -- between PATH and COMMAND")
-	case len(args) == 2:
-		return usageError(runSynopsis, "run", "no COMMAND given")
+	if len(args) == 0 {
+		return usageError(usage, "run", "no PATH given")
 	}
-	path, argv := args[0], args[2:]
+	path, argv := args[0], args[1:]
+	switch {
+	case len(argv) > 0 && argv[0] == "--":
+		argv = argv[1:]
+	case len(argv) > 0 && len(argv[0]) > 1 && argv[0][0] == '-':
+		return usageError(usage, "run", fmt.Sprintf(
+			"%s after PATH: options go before PATH (and -- before a COMMAND that starts with -)", argv[0]))
+	}
+	if len(argv) == 0 {
+		return usageError(usage, "run", "no COMMAND given")
+	}
 
 	// A COMMAND that is missing or not executable is reported before the
-	// lock file is created or written. exec.Command looks up only names
-	// without a slash, so the lookup is made here for all.
-	if _, err := exec.LookPath(argv[0]); err != nil {
+	// lock file is created or written.
+	command, err := exec.LookPath(argv[0])
+	if err != nil {
 		return commandFailed(argv[0], err)
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-
-	lock, err := takeLock(path, wait, lockfile.WithContentTemplate(template))
+	signals := catchSignals()
+	taken := make(chan lockResult, 1)
+	go func() {
+		l, err := takeLock(path, c)
+		taken <- lockResult{l, err}
+	}()
+	var r lockResult
+	select {
+	case sig := <-signals:
+		return dieOf(sig)
+	case r = <-taken:
+	}
 	var lockErr *lockfile.LockError
 	switch {
-	case errors.As(err, &lockErr):
-		fmt.Fprintf(os.Stderr, "lockfile: %s is %s\n", path, heldBy(lockErr.Holder, wait))
-		return heldCode
-	case err != nil:
-		fmt.Fprintf(os.Stderr, "lockfile: %v\n", err)
-		return exitFailed
+	case errors.As(r.err, &lockErr):
+		fmt.Fprintf(os.Stderr, "lockfile: %s is %s\n", path, heldBy(lockErr.Holder, c.wait))
+		return c.heldCode
+	case r.err != nil:
+		return failed(path, r.err)
 	}
-	exit := runHolding(cmd)
-	if err := lock.Close(); err != nil {
-		fmt.Fprintf(os.Stderr, "lockfile: %v\n", err)
-	}
-	return exit
+	return runLocked(r.lock, command, argv)
 }
 
-// takeLock takes the lock without waiting, or waits up to wait for it.
-// Until the lock is held, a signal ends lockfile as it would any program:
-// nothing is held, and nothing was started.
-func takeLock(path string, wait time.Duration, opt lockfile.Option) (*lockfile.LockFile, error) {
-	if wait == 0 {
-		return lockfile.New(path, opt)
+type lockResult struct {
+	lock *lockfile.LockFile
+	err  error
+}
+
+// takeLock takes the lock without waiting, or waits for it as c says.
+func takeLock(path string, c runConfig) (*lockfile.LockFile, error) {
+	began := time.Now()
+	template := lockfile.WithContentTemplate(c.template)
+	l, err := lockfile.New(path, template)
+	var lockErr *lockfile.LockError
+	if errors.As(err, &lockErr) && (c.wait > 0 || c.forever) {
+		if c.verbose {
+			limit := ""
+			if !c.forever {
+				limit = " up to " + c.wait.String()
+			}
+			fmt.Fprintf(os.Stderr, "lockfile: %s is %s; waiting%s\n", path, heldBy(lockErr.Holder, 0), limit)
+		}
+		ctx := context.Background()
+		if !c.forever {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, c.wait-time.Since(began))
+			defer cancel()
+		}
+		l, err = lockfile.Acquire(ctx, path, template)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	return lockfile.Acquire(ctx, path, opt)
+	if err == nil && c.verbose {
+		fmt.Fprintf(os.Stderr, "lockfile: locked %s after %v\n", path, time.Since(began).Round(time.Millisecond))
+	}
+	return l, err
 }
 
-// isNumber tells a duration without a unit, as flock(1) takes them, from
-// other mistakes.
-func isNumber(s string) bool {
-	_, err := strconv.ParseFloat(s, 64)
-	return err == nil
-}
-
-func heldBy(holder string, wait time.Duration) string {
+// heldBy says who holds the lock, after a wait of the given length.
+func heldBy(holder string, waited time.Duration) string {
 	state := "held"
-	if wait > 0 {
-		state = "still held after " + wait.String()
+	if waited > 0 {
+		state = "still held after " + waited.String()
 	}
 	if holder == "" {
 		return state + "; the file does not name the holder"
 	}
-	return fmt.Sprintf("%s by %s", state, holder)
+	return fmt.Sprintf("%s by %s", state, escaped(holder))
 }
 
-// runHolding runs cmd while the caller holds the lock and returns the exit
-// status lockfile should exit with.
-func runHolding(cmd *exec.Cmd) int {
-	// Caught from before the start until lockfile exits, so that no signal
-	// can end lockfile, and with it the lock, while COMMAND runs, nor turn
-	// COMMAND's exit status into lockfile's death. One that comes before
-	// the start is passed on right after it.
-	sigs := make(chan os.Signal, len(forwarded))
-	signal.Notify(sigs, forwarded...)
-	if err := cmd.Start(); err != nil {
-		return commandFailed(cmd.Args[0], err)
+// escaped writes backslashes and characters that are not printable as in
+// a Go string literal (\\, \x1b, \n, \u2028, and \xff for a byte that is
+// not UTF-8), so that a holder's content cannot drive the terminal.
+func escaped(s string) string {
+	clean := func(r rune) bool { return r != '\\' && r != utf8.RuneError && unicode.IsPrint(r) }
+	if strings.IndexFunc(s, func(r rune) bool { return !clean(r) }) < 0 {
+		return s
 	}
-	exited := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case sig := <-sigs:
-				// An error means COMMAND has exited, or cannot
-				// take this signal (Windows, where a console's
-				// ^C reaches it directly anyway).
-				cmd.Process.Signal(sig)
-			case <-exited:
-				return
-			}
+	var b strings.Builder
+	for len(s) > 0 {
+		r, size := utf8.DecodeRuneInString(s)
+		switch {
+		case clean(r):
+			b.WriteString(s[:size])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		default:
+			quoted := strconv.QuoteRune(r)
+			b.WriteString(quoted[1 : len(quoted)-1])
 		}
-	}()
-	err := cmd.Wait()
-	close(exited)
-	var exitErr *exec.ExitError
-	if err != nil && !errors.As(err, &exitErr) {
-		fmt.Fprintf(os.Stderr, "lockfile: %v\n", err)
-		return exitFailed
+		s = s[size:]
 	}
-	if sig, ok := killedBy(cmd.ProcessState); ok {
-		return 128 + sig
+	return b.String()
+}
+
+// failed reports an error of lockfile's own.
+func failed(path string, err error) int {
+	fmt.Fprintf(os.Stderr, "lockfile: %v\n", err)
+	if info, statErr := os.Stat(path); statErr == nil && info.IsDir() {
+		fmt.Fprintf(os.Stderr, "lockfile: %s is a directory; lockfile locks a regular file, whose content names the holder\n", path)
 	}
-	return cmd.ProcessState.ExitCode()
+	return exitFailed
 }
 
 // commandFailed reports a COMMAND that could not be started, with the
@@ -350,30 +467,30 @@ func commandFailed(name string, err error) int {
 }
 
 func status(args []string) int {
-	flags := flag.NewFlagSet("status", flag.ContinueOnError)
-	if exit, ok := parseFlags(flags, args, statusSynopsis, statusHelp); !ok {
+	flags := statusFlags()
+	if exit, ok := parseFlags(flags, args, statusHelp); !ok {
 		return exit
 	}
+	usage := "usage: " + synopsis(flags) + "\n"
 	switch args = flags.Args(); len(args) {
 	case 0:
-		return usageError(statusSynopsis, "status", "no PATH given")
+		return usageError(usage, "status", "no PATH given")
 	case 1:
 	default:
-		return usageError(statusSynopsis, "status", fmt.Sprintf("unexpected %q after PATH", args[1]))
+		return usageError(usage, "status", fmt.Sprintf("unexpected %q after PATH", args[1]))
 	}
 	path := args[0]
 	holder, held, err := lockfile.Holder(path)
 	switch {
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "lockfile: %v\n", err)
-		return exitFailed
+		return failed(path, err)
 	case !held:
 		fmt.Println("free")
 		return 0
 	}
 	// An empty line still tells a script that reads only stdout that the
 	// lock is not free.
-	fmt.Println(holder)
+	fmt.Println(escaped(holder))
 	if holder == "" {
 		fmt.Fprintf(os.Stderr, "lockfile: %s is held; the file does not name the holder\n", path)
 	}

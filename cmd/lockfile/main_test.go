@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +25,15 @@ func TestMain(m *testing.M) {
 	os.Exit(buildAndRun(m))
 }
 
+// binaryEnv names a lockfile binary to test instead of one built from
+// this directory: one built for Windows when the tests run under Wine,
+// which has no Go, or an older one, to see which tests it fails.
+const binaryEnv = "LOCKFILE_CMD_BINARY"
+
 func buildAndRun(m *testing.M) int {
+	if binary = os.Getenv(binaryEnv); binary != "" {
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "lockfile-cmd-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -62,7 +72,26 @@ type proc struct {
 	stdin  io.WriteCloser
 	lines  chan string // closed at EOF
 	stdout strings.Builder
-	stderr bytes.Buffer
+	stderr lockedBuffer
+}
+
+// A lockedBuffer is written by the goroutine that copies a program's
+// output and read by the test while the program runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func startLockfile(t *testing.T, args ...string) *proc {
@@ -76,6 +105,9 @@ func start(t *testing.T, cmd *exec.Cmd) *proc {
 	t.Helper()
 	p := &proc{cmd: cmd, lines: make(chan string, 100)}
 	cmd.Stderr = &p.stderr
+	// Processes that outlive cmd, and keep its stderr open, do not keep
+	// Wait waiting.
+	cmd.WaitDelay = time.Second
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -172,6 +204,38 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// The synopsis and the options in the help come from the flag set, so
+// they cannot drift from the flags the command takes.
+func TestHelpComesFromTheFlags(t *testing.T) {
+	flags := runFlags(new(runConfig))
+	var defaults strings.Builder
+	flags.SetOutput(&defaults)
+	flags.PrintDefaults()
+	n := 0
+	flags.VisitAll(func(f *flag.Flag) {
+		n++
+		if f.Usage == "" {
+			t.Errorf("-%s has no usage string", f.Name)
+		}
+	})
+	if n < 4 || !strings.Contains(defaults.String(), "inf for no limit") {
+		t.Fatalf("run's flag set has %d flags; PrintDefaults says %q", n, defaults.String())
+	}
+	wantSynopsis := "usage: lockfile run [-E CODE] [-t TEMPLATE] [-v] [-w DURATION] PATH [--] COMMAND [ARG...]\n"
+	r := runLockfile(t, "run", "-h")
+	if !strings.HasPrefix(r.stdout, wantSynopsis) || !strings.Contains(r.stdout, "\nOptions:\n"+defaults.String()+"\n") {
+		t.Errorf("run -h does not start with %q and list the flags as PrintDefaults does:\n%s", wantSynopsis, r.stdout)
+	}
+	r = runLockfile(t, "-h")
+	if !strings.HasPrefix(r.stdout, strings.Replace(wantSynopsis, "\n", "\n       lockfile status PATH\n", 1)) {
+		t.Errorf("lockfile -h does not start with both synopses:\n%s", r.stdout)
+	}
+	r = runLockfile(t, "run", "-E", "x", "test.lock", "true")
+	if r.code != 2 || !strings.Contains(r.stderr, "\n"+wantSynopsis) {
+		t.Errorf("a usage error of run: status %d, stderr %q; want the synopsis %q", r.code, r.stderr, wantSynopsis)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "test.lock")
@@ -184,16 +248,19 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run"}, "lockfile run: no PATH given"},
 		{[]string{"run", path}, "no COMMAND given"},
 		{[]string{"run", path, "--"}, "no COMMAND given"},
-		{[]string{"run", path, "true"}, "no -- between PATH and COMMAND"},
 		{[]string{"run", path, "-w", "1s", "--", "true"}, "-w after PATH: options go before PATH"},
+		{[]string{"run", path, "-w", "1s", "true"}, "-w after PATH: options go before PATH"},
 		{[]string{"run", "-x", path, "--", "true"}, "flag provided but not defined: -x"},
-		{[]string{"run", "-w", "10", path, "--", "true"}, "a duration needs a unit, such as 10s"},
-		{[]string{"run", "-w", "soon", path, "--", "true"}, "not a duration"},
-		{[]string{"run", "-w", "-1s", path, "--", "true"}, "a negative duration"},
+		{[]string{"run", "-w", "soon", path, "--", "true"}, "not a wait; give seconds (10, .5), a duration (1m30s) or inf"},
+		{[]string{"run", "-w", "-1s", path, "--", "true"}, "a negative wait"},
+		{[]string{"run", "-w", "-1", path, "--", "true"}, "a negative wait"},
+		{[]string{"run", "-w", "99999999h", path, "--", "true"}, "longer than the longest wait"},
 		{[]string{"run", "-w"}, "flag needs an argument: -w"},
 		{[]string{"run", "-E", "256", path, "--", "true"}, "not an exit status from 0 to 255"},
 		{[]string{"run", "-t", "{user}", path, "--", "true"}, "unknown field {user}"},
 		{[]string{"run", "-t", "{pid", path, "--", "true"}, "unmatched '{'"},
+		{[]string{"run", "-t", "{pid}\n{hostname}", path, "--", "true"}, `a control character, '\n': the holder is one line`},
+		{[]string{"run", "-t", "\x1b]0;title\a", path, "--", "true"}, `a control character, '\x1b'`},
 		{[]string{"status"}, "lockfile status: no PATH given"},
 		{[]string{"status", path, path}, "after PATH"},
 		{[]string{"status", "-w", "1s", path}, "flag provided but not defined: -w"},
@@ -201,11 +268,72 @@ func TestUsageErrors(t *testing.T) {
 		r := runLockfile(t, tc.args...)
 		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, tc.want) ||
 			!strings.Contains(r.stderr, "\nusage: lockfile ") {
-			t.Errorf("lockfile %s: status %d, stdout %q, stderr %q; want status 2 and a usage message saying %q",
-				strings.Join(tc.args, " "), r.code, r.stdout, r.stderr, tc.want)
+			t.Errorf("lockfile %q: status %d, stdout %q, stderr %q; want status 2 and a usage message saying %q",
+				tc.args, r.code, r.stdout, r.stderr, tc.want)
 		}
 	}
 	assertMissing(t, path)
+}
+
+func TestParseWait(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		wait    time.Duration
+		forever bool
+		err     string
+	}{
+		{in: "0"},
+		{in: "10", wait: 10 * time.Second},
+		{in: ".5", wait: 500 * time.Millisecond},
+		{in: "2.25", wait: 2250 * time.Millisecond},
+		{in: "1e3", wait: 1000 * time.Second},
+		{in: "1m30s", wait: 90 * time.Second},
+		{in: "250ms", wait: 250 * time.Millisecond},
+		{in: "inf", forever: true},
+		{in: "Infinity", forever: true},
+		{in: "9223372036", wait: 9223372036 * time.Second},
+		{in: "9223372037", err: "longer than the longest wait, 2562047h47m16.854775807s; use inf"},
+		{in: "1e400", err: "longer than the longest wait"},
+		{in: "99999999h", err: "longer than the longest wait"},
+		{in: "2562048h", err: "longer than the longest wait"},
+		{in: "1.5h99999999999m", err: "longer than the longest wait"},
+		{in: "-1", err: "a negative wait"},
+		{in: "-inf", err: "a negative wait"},
+		{in: "-2s", err: "a negative wait"},
+		{in: "NaN", err: "not a number of seconds"},
+		{in: "", err: "not a wait"},
+		{in: "soon", err: "not a wait"},
+		{in: "10 s", err: "not a wait"},
+		{in: "1.2.3s", err: "not a wait"},
+		{in: "5d", err: "not a wait"},
+		{in: "h", err: "not a wait"},
+	} {
+		wait, forever, err := parseWait(tc.in)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("parseWait(%q) = %v, %v, %v; want an error saying %q", tc.in, wait, forever, err, tc.err)
+		case tc.err == "" && (err != nil || wait != tc.wait || forever != tc.forever):
+			t.Errorf("parseWait(%q) = %v, %v, %v; want %v, %v", tc.in, wait, forever, err, tc.wait, tc.forever)
+		}
+	}
+}
+
+func TestEscaped(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                   "",
+		"8244;web-1":         "8244;web-1",
+		"8244;hôte ünïcode":  "8244;hôte ünïcode",
+		"\x1b]0;pwned\a":     `\x1b]0;pwned\a`,
+		"a\nb\tc\rd":         `a\nb\tc\rd`,
+		`C:\dir`:             `C:\\dir`,
+		"bad \xff byte":      `bad \xff byte`,
+		"\u2028 \u200b \x7f": `\u2028 \u200b \x7f`,
+		"\ufffd":             "\ufffd",
+	} {
+		if got := escaped(in); got != want {
+			t.Errorf("escaped(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 func TestStatusOfMissingFileIsFreeAndCreatesNothing(t *testing.T) {
@@ -261,6 +389,21 @@ func TestStatusOfHolderThatWroteNothing(t *testing.T) {
 	runLockfile(t, "status", path).check(t, 1, "\n", "is held; the file does not name the holder")
 }
 
-func TestStatusOfDirectoryFails(t *testing.T) {
-	runLockfile(t, "status", t.TempDir()).check(t, 125, "", "not a regular file")
+// lockfile does not lock directories, as flock(1) does: there is no
+// content to name the holder. Both commands say so.
+func TestDirectoriesAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	hint := "lockfile: " + dir + " is a directory; lockfile locks a regular file, whose content names the holder\n"
+	runLockfile(t, "status", dir).check(t, 125, "", "not a regular file")
+	runLockfile(t, "status", dir).check(t, 125, "", hint)
+	runLockfile(t, "run", dir, "--", binary, "-h").check(t, 125, "", hint)
+}
+
+// Content that holds terminal control bytes, written by another program,
+// is printed escaped.
+func TestHolderIsPrintedEscaped(t *testing.T) {
+	path := lockPath(t)
+	hold(t, path, "\x1b]0;pwned\a;web-1")
+	runLockfile(t, "status", path).check(t, 1, `\x1b]0;pwned\a;web-1`+"\n", "")
+	runLockfile(t, "run", path, "--", binary, "-h").check(t, 1, "", `is held by \x1b]0;pwned\a;web-1`+"\n")
 }

@@ -6,23 +6,41 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
+
+// The commands the tests start, shells above all, begin with the signal
+// dispositions of a terminal's foreground job, whatever this test ran
+// under: SIGINT and SIGHUP, if ignored here, are caught, and so at their
+// default in a child; a child cannot dump core.
+func init() {
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		if signal.Ignored(sig) {
+			signal.Notify(make(chan os.Signal, 1), sig)
+		}
+	}
+	unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
+}
 
 // ciEnv is set by .ci/run: a test that would skip for want of flock(1)
 // fails instead.
 const ciEnv = "LOCKFILE_CI"
 
-func needFlock(t *testing.T) {
+func needProgram(t *testing.T, name string) {
 	t.Helper()
-	if _, err := exec.LookPath("flock"); err != nil {
+	if _, err := exec.LookPath(name); err != nil {
 		if os.Getenv(ciEnv) != "" {
-			t.Fatalf("util-linux flock(1) is missing (and %s is set, so this cannot be skipped)", ciEnv)
+			t.Fatalf("%s is missing (and %s is set, so this cannot be skipped)", name, ciEnv)
 		}
-		t.Skip("util-linux flock(1) is missing")
+		t.Skip(name + " is missing")
 	}
 }
 
@@ -43,16 +61,17 @@ func (p *proc) expect(t *testing.T, want string) {
 	}
 }
 
-func TestRunGivesCommandTheLockAndItsStatus(t *testing.T) {
+// lockfile becomes COMMAND: the same process, with lockfile's stdin,
+// environment and lock, and COMMAND's exit status.
+func TestRunExecsCommand(t *testing.T) {
 	path := lockPath(t)
-	cmd := exec.Command(binary, "run", path, "--", "sh", "-c",
-		`cat "$0"; read line; echo "$line $FOO"; exit 3`, path)
+	cmd := exec.Command(binary, "run", path, "sh", "-c",
+		`cat "$0"; echo "pid $$"; read line; echo "$line $FOO"; exit 3`, path)
 	cmd.Env = append(os.Environ(), "FOO=from-env")
 	p := start(t, cmd)
 	fmt.Fprintln(p.stdin, "from-stdin")
 	r := p.wait(t)
-	// The content names lockfile, the holder, not COMMAND.
-	r.check(t, 3, fmt.Sprintf(" %d\nfrom-stdin from-env\n", r.pid), "")
+	r.check(t, 3, fmt.Sprintf(" %d\npid %d\nfrom-stdin from-env\n", r.pid, r.pid), "")
 	runLockfile(t, "status", path).check(t, 0, "free\n", "")
 }
 
@@ -86,32 +105,71 @@ func TestRunRefusesHeldLock(t *testing.T) {
 func TestRunFailsWhenPathCannotBeOpened(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "no-such-dir", "test.lock")
 	runLockfile(t, "run", path, "--", "true").check(t, 125, "", "lockfile: open "+path+": no such file or directory\n")
-	runLockfile(t, "run", t.TempDir(), "--", "true").check(t, 125, "", "is a directory")
 }
 
 func TestRunWaits(t *testing.T) {
-	path := lockPath(t)
-	l := hold(t, path, "holder-1")
-	p := startLockfile(t, "run", "-w", "20s", path, "--", "cat", path)
-	time.Sleep(300 * time.Millisecond)
-	select {
-	case line := <-p.lines:
-		t.Fatalf("COMMAND ran while the lock was held: %q", line)
-	default:
+	// flock(1)'s bare seconds, a Go duration, and no limit.
+	for _, wait := range []string{"20", "20s", "inf"} {
+		t.Run(wait, func(t *testing.T) {
+			path := lockPath(t)
+			l := hold(t, path, "holder-1")
+			p := startLockfile(t, "run", "-w", wait, path, "cat", path)
+			time.Sleep(300 * time.Millisecond)
+			select {
+			case line := <-p.lines:
+				t.Fatalf("COMMAND ran while the lock was held: %q", line)
+			default:
+			}
+			l.Close()
+			r := p.wait(t)
+			r.check(t, 0, fmt.Sprintf(" %d\n", r.pid), "")
+		})
 	}
-	l.Close()
-	r := p.wait(t)
-	r.check(t, 0, fmt.Sprintf(" %d\n", r.pid), "")
 }
 
 func TestRunWaitTimesOut(t *testing.T) {
 	path := lockPath(t)
 	hold(t, path, "holder-1")
-	began := time.Now()
-	runLockfile(t, "run", "-w", "300ms", "-E", "3", path, "--", "true").
-		check(t, 3, "", "lockfile: "+path+" is still held after 300ms by holder-1\n")
-	if waited := time.Since(began); waited < 300*time.Millisecond {
-		t.Fatalf("gave up after %v", waited)
+	for _, wait := range []string{"300ms", ".3"} {
+		began := time.Now()
+		runLockfile(t, "run", "-w", wait, "-E", "3", path, "true").
+			check(t, 3, "", "lockfile: "+path+" is still held after 300ms by holder-1\n")
+		if waited := time.Since(began); waited < 300*time.Millisecond {
+			t.Fatalf("-w %s gave up after %v", wait, waited)
+		}
+	}
+}
+
+// stderrHas waits until p has written want on stderr.
+func (p *proc) stderrHas(t *testing.T, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(patience); !strings.Contains(p.stderr.String(), want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v did not say %q on stderr in %v; it said %q", p.cmd.Args, want, patience, p.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestVerboseSaysWhomItWaitsForAndHowLong(t *testing.T) {
+	path := lockPath(t)
+	l := hold(t, path, "holder-1")
+	p := startLockfile(t, "run", "-v", "-w", "20", path, "true")
+	p.stderrHas(t, "lockfile: "+path+" is held by holder-1; waiting up to 20s\n")
+	time.Sleep(300 * time.Millisecond)
+	l.Close()
+	r := p.wait(t)
+	took := regexp.MustCompile(`\nlockfile: locked ` + regexp.QuoteMeta(path) + ` after (\S+)\n$`).FindStringSubmatch(r.stderr)
+	if r.code != 0 || took == nil {
+		t.Fatalf("status %d, stderr %q; want it to say how long it waited", r.code, r.stderr)
+	}
+	if waited, err := time.ParseDuration(took[1]); err != nil || waited < 300*time.Millisecond {
+		t.Fatalf("it says it waited %s, less than the lock was held", took[1])
+	}
+	// Without a wait, it says it took the lock.
+	r = runLockfile(t, "run", "-v", path, "true")
+	if r.code != 0 || !regexp.MustCompile(`^lockfile: locked `+regexp.QuoteMeta(path)+` after [0-9.]+m?s\n$`).MatchString(r.stderr) {
+		t.Fatalf("status %d, stderr %q", r.code, r.stderr)
 	}
 }
 
@@ -148,10 +206,24 @@ func TestRunCommandThatCannotRun(t *testing.T) {
 	runLockfile(t, "status", path).check(t, 0, "free\n", "")
 }
 
-func TestRunCommandKilledBySignal(t *testing.T) {
-	path := lockPath(t)
-	runLockfile(t, "run", path, "--", "sh", "-c", "kill -KILL $$").check(t, 128+9, "", "")
-	runLockfile(t, "run", path, "--", "sh", "-c", "kill -TERM $$").check(t, 128+15, "", "")
+// waitStatus is how p's process ended.
+func (p *proc) waitStatus() syscall.WaitStatus { return p.cmd.ProcessState.Sys().(syscall.WaitStatus) }
+
+func (p *proc) killedBy(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if ws := p.waitStatus(); !ws.Signaled() || ws.Signal() != sig {
+		t.Fatalf("%v ended with %v, want death by %v", p.cmd.Args, p.cmd.ProcessState, sig)
+	}
+}
+
+// COMMAND's death by a signal is lockfile's, as a shell sees it.
+func TestCommandKilledBySignal(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGINT} {
+		path := lockPath(t)
+		p := startLockfile(t, "run", path, "sh", "-c", "kill -s "+unix.SignalName(sig)[3:]+" $$")
+		p.wait(t)
+		p.killedBy(t, sig)
+	}
 }
 
 // signalScript traps signal $1 and, when it comes, asks lockfile ($2)
@@ -160,13 +232,16 @@ const signalScript = `trap 'echo "got $1"; "$2" status "$3" >/dev/null; echo "st
 echo ready
 while :; do sleep 0.05; done`
 
-func TestSignalsArePassedToCommand(t *testing.T) {
+// Every signal sent to lockfile reaches COMMAND, which holds the lock.
+func TestSignalsReachCommand(t *testing.T) {
 	for name, sig := range map[string]syscall.Signal{
 		"INT": syscall.SIGINT, "TERM": syscall.SIGTERM, "HUP": syscall.SIGHUP, "QUIT": syscall.SIGQUIT,
+		"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "ALRM": syscall.SIGALRM, "WINCH": syscall.SIGWINCH,
+		"PIPE": syscall.SIGPIPE,
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := lockPath(t)
-			p := startLockfile(t, "run", path, "--", "sh", "-c", signalScript, "sh", name, binary, path)
+			p := startLockfile(t, "run", path, "sh", "-c", signalScript, "sh", name, binary, path)
 			p.expect(t, "ready")
 			if err := p.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
@@ -177,32 +252,127 @@ func TestSignalsArePassedToCommand(t *testing.T) {
 			runLockfile(t, "status", path).check(t, 0, "free\n", "")
 		})
 	}
-	t.Run("untrapped", func(t *testing.T) {
-		path := lockPath(t)
-		p := startLockfile(t, "run", path, "--", "sh", "-c", "echo ready; exec sleep 30")
-		p.expect(t, "ready")
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		p.wait(t).check(t, 128+15, "ready\n", "")
-	})
 }
 
-func TestSignalWhileWaitingEndsLockfile(t *testing.T) {
+// A ^C at a terminal goes to the foreground process group. COMMAND gets
+// it once, dies of it, and the script that ran lockfile stops, as it does
+// without lockfile (bash goes on after a child that exits normally).
+func TestCtrlCStopsTheScript(t *testing.T) {
+	needProgram(t, "bash")
 	path := lockPath(t)
-	l := hold(t, path, "holder-1")
-	marker := filepath.Join(filepath.Dir(path), "ran")
-	p := startLockfile(t, "run", "-w", "20s", path, "--", "touch", marker)
-	time.Sleep(300 * time.Millisecond)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	cmd := exec.Command("bash", "-c", `"$0" run "$1" sh -c 'echo ready; exec sleep 30'; echo "went on after $?"`,
+		binary, path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p := start(t, cmd)
+	p.expect(t, "ready")
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	p.wait(t)
-	if ws := p.cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
-		t.Fatalf("lockfile ended with %v, want death by SIGTERM", p.cmd.ProcessState)
+	if p.stdout.String() != "ready\n" {
+		t.Fatalf("the script printed %q", p.stdout.String())
 	}
-	l.Close()
-	assertMissing(t, marker)
+	p.killedBy(t, syscall.SIGINT)
+}
+
+func TestCtrlCIsDeliveredOnce(t *testing.T) {
+	path := lockPath(t)
+	cmd := exec.Command(binary, "run", path, "sh", "-c", `n=0; trap 'n=$((n+1))' INT; echo ready
+until read line && [ "$line" = done ]; do :; done; echo "count $n"`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p := start(t, cmd)
+	p.expect(t, "ready")
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // for a second delivery, if any, to arrive
+	fmt.Fprintln(p.stdin, "done")
+	p.wait(t).check(t, 0, "ready\ncount 1\n", "")
+}
+
+// untilScript waits until the file $0 exists, and says it went on.
+const untilScript = `echo "ready $$"; until [ -e "$0" ]; do sleep 0.05; done; echo survived`
+
+// readyPID reads the "ready PID" line of untilScript.
+func (p *proc) readyPID(t *testing.T) int {
+	t.Helper()
+	select {
+	case line := <-p.lines:
+		p.stdout.WriteString(line + "\n")
+		var pid int
+		if _, err := fmt.Sscanf(line, "ready %d", &pid); err != nil {
+			t.Fatalf("%v printed %q, want ready and a pid", p.cmd.Args, line)
+		}
+		return pid
+	case <-time.After(patience):
+		t.Fatalf("%v printed nothing in %v", p.cmd.Args, patience)
+	}
+	return 0
+}
+
+// A shell starts a background job with SIGINT and SIGQUIT ignored, and
+// they stay ignored in COMMAND.
+func TestBackgroundJobKeepsIntAndQuitIgnored(t *testing.T) {
+	path := lockPath(t)
+	stop := filepath.Join(filepath.Dir(path), "stop")
+	p := start(t, exec.Command("sh", "-c", `"$0" run "$1" sh -c "$2" "$3" & wait $!; echo "status $?"`,
+		binary, path, untilScript, stop))
+	pid := p.readyPID(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGQUIT} {
+		if err := syscall.Kill(pid, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t).check(t, 0, fmt.Sprintf("ready %d\nsurvived\nstatus 0\n", pid), "")
+}
+
+func TestNohupKeepsHupIgnored(t *testing.T) {
+	needProgram(t, "nohup")
+	path := lockPath(t)
+	stop := filepath.Join(filepath.Dir(path), "stop")
+	p := start(t, exec.Command("nohup", binary, "run", path, "sh", "-c", untilScript, stop))
+	pid := p.readyPID(t)
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t).check(t, 0, fmt.Sprintf("ready %d\nsurvived\n", pid), "")
+}
+
+// A signal that would end COMMAND ends a lockfile that waits for the lock
+// the same way, SIGQUIT without a stack dump, and COMMAND is not run.
+func TestSignalWhileWaitingEndsLockfile(t *testing.T) {
+	for _, sig := range []syscall.Signal{
+		syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGABRT,
+		syscall.SIGUSR1, syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGSEGV, syscall.SIGSYS,
+	} {
+		t.Run(unix.SignalName(sig), func(t *testing.T) {
+			t.Parallel()
+			path := lockPath(t)
+			l := hold(t, path, "holder-1")
+			marker := filepath.Join(filepath.Dir(path), "ran")
+			p := startLockfile(t, "run", "-v", "-w", "20s", path, "touch", marker)
+			waiting := "lockfile: " + path + " is held by holder-1; waiting up to 20s\n"
+			p.stderrHas(t, waiting)
+			if err := p.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			p.wait(t).check(t, -1, "", waiting)
+			if p.stderr.String() != waiting {
+				t.Fatalf("stderr %q; want only %q", p.stderr.String(), waiting)
+			}
+			p.killedBy(t, sig)
+			l.Close()
+			assertMissing(t, marker)
+		})
+	}
 }
 
 // processAlive reports whether pid is running, and ends it at cleanup.
@@ -211,9 +381,11 @@ func processAlive(t *testing.T, pid int) bool {
 	return syscall.Kill(pid, 0) == nil
 }
 
-func TestProcessesLeftByCommandDoNotHoldTheLock(t *testing.T) {
+// As with flock(1), a process that COMMAND leaves running holds the lock
+// until it exits.
+func TestProcessesLeftByCommandHoldTheLock(t *testing.T) {
 	path := lockPath(t)
-	r := runLockfile(t, "run", path, "--", "sh", "-c", "sleep 30 >/dev/null 2>&1 & echo $!")
+	r := runLockfile(t, "run", path, "sh", "-c", "sleep 30 >/dev/null 2>&1 & echo $!")
 	var pid int
 	if _, err := fmt.Sscan(r.stdout, &pid); err != nil || r.code != 0 {
 		t.Fatalf("status %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
@@ -221,30 +393,57 @@ func TestProcessesLeftByCommandDoNotHoldTheLock(t *testing.T) {
 	if !processAlive(t, pid) {
 		t.Fatal("the background process has gone already")
 	}
-	runLockfile(t, "status", path).check(t, 0, "free\n", "")
+	runLockfile(t, "status", path).check(t, 1, fmt.Sprintf("%d\n", r.pid), "")
+	syscall.Kill(pid, syscall.SIGKILL)
+	for deadline := time.Now().Add(patience); ; time.Sleep(20 * time.Millisecond) {
+		if r := runLockfile(t, "status", path); r.code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lock is still held after the background process was killed")
+		}
+	}
 }
 
-func TestKillingLockfileReleasesTheLockWhileCommandRuns(t *testing.T) {
-	path := lockPath(t)
-	p := startLockfile(t, "run", path, "--", "sh", "-c", "echo $$; exec sleep 30 >/dev/null 2>&1")
-	var pid int
-	select {
-	case line := <-p.lines:
-		fmt.Sscan(line, &pid)
-	case <-time.After(patience):
-		t.Fatal("COMMAND did not start")
+// overlapScript runs lockfile ($0) twice on the lock $1. The first COMMAND
+// leaves a child that logs its start and end into $2, a second apart; the
+// first lockfile is sent signal $3 as the child starts, and the second
+// lockfile waits for the lock and logs its own start and end.
+const overlapScript = `ulimit -c 0
+lockfile=$0 lock=$1 log=$2
+"$lockfile" run "$lock" sh -c '(echo "start 1" >>"$0"; sleep 1; echo "end 1" >>"$0") & wait' "$log" &
+first=$!
+until grep -q "start 1" "$log" 2>/dev/null; do sleep 0.01; done
+kill -s "$3" "$first"
+wait "$first" 2>/dev/null # without bash's report of the death
+echo "first: $?"
+"$lockfile" run -w 20 "$lock" sh -c 'echo "start 2" >>"$0"; echo "end 2" >>"$0"' "$log"
+echo "second: $?"
+cat "$log"`
+
+// However lockfile is killed while COMMAND runs, a second run never runs
+// its COMMAND beside the first one's processes.
+func TestKilledRunNeverOverlapsTheNext(t *testing.T) {
+	needProgram(t, "bash")
+	for _, sig := range []syscall.Signal{
+		syscall.SIGKILL, syscall.SIGABRT, syscall.SIGTRAP, syscall.SIGSYS, syscall.SIGSEGV, syscall.SIGTERM,
+	} {
+		t.Run(unix.SignalName(sig), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			lock, log := filepath.Join(dir, "test.lock"), filepath.Join(dir, "log")
+			name := unix.SignalName(sig)[3:]
+			cmd := exec.Command("bash", "-c", overlapScript, binary, lock, log, name)
+			cmd.Dir = dir
+			r := start(t, cmd).wait(t)
+			want := fmt.Sprintf("first: %d\nsecond: 0\nstart 1\nend 1\nstart 2\nend 2\n", 128+sig)
+			r.check(t, 0, want, "")
+		})
 	}
-	runLockfile(t, "status", path).check(t, 1, fmt.Sprintf("%d\n", p.cmd.Process.Pid), "")
-	p.cmd.Process.Kill()
-	p.wait(t)
-	if !processAlive(t, pid) {
-		t.Fatal("COMMAND has gone with lockfile")
-	}
-	runLockfile(t, "status", path).check(t, 0, "free\n", "")
 }
 
 func TestFlockExcludedWhileRunHolds(t *testing.T) {
-	needFlock(t)
+	needProgram(t, "flock")
 	path := lockPath(t)
 	p := startLockfile(t, "run", path, "--", "sh", "-c", "echo ready; read line; exit 0")
 	p.expect(t, "ready")
@@ -261,7 +460,7 @@ func TestFlockExcludedWhileRunHolds(t *testing.T) {
 }
 
 func TestRunExcludedWhileFlockHolds(t *testing.T) {
-	needFlock(t)
+	needProgram(t, "flock")
 	path := lockPath(t)
 	holder := start(t, exec.Command("flock", path, "sh", "-c", "echo ready; read line; exit 0"))
 	holder.expect(t, "ready")
