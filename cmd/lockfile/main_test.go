@@ -6,10 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +24,18 @@ import (
 // The tests run the command as a user would: built once, then executed.
 var binary string
 
+// helperEnv makes the test binary a COMMAND for lockfile to run where no
+// shell is at hand: it prints "ready" and its pid, waits for its stdin to
+// end, and exits with the status the variable gives.
+const helperEnv = "LOCKFILE_CMD_TEST_HELPER"
+
 func TestMain(m *testing.M) {
+	if status := os.Getenv(helperEnv); status != "" {
+		fmt.Printf("ready %d\n", os.Getpid())
+		io.Copy(io.Discard, os.Stdin)
+		code, _ := strconv.Atoi(status)
+		os.Exit(code)
+	}
 	os.Exit(buildAndRun(m))
 }
 
@@ -172,8 +186,31 @@ func (r result) check(t *testing.T, code int, stdout, wantStderr string) {
 	}
 }
 
+// testDir does what t.TempDir does, but removes the directory entry by
+// entry: Go's os.RemoveAll on Windows uses a call that Wine lacks.
+func testDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "lockfile-cmd-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var paths []string
+		filepath.WalkDir(dir, func(path string, _ fs.DirEntry, _ error) error {
+			paths = append(paths, path)
+			return nil
+		})
+		for _, path := range slices.Backward(paths) {
+			if err := os.Remove(path); err != nil {
+				t.Errorf("removing the test directory: %v", err)
+			}
+		}
+	})
+	return dir
+}
+
 func lockPath(t *testing.T) string {
-	return filepath.Join(t.TempDir(), "test.lock")
+	return filepath.Join(testDir(t), "test.lock")
 }
 
 // hold takes the lock on path in the test process, which excludes lockfile
@@ -237,7 +274,7 @@ func TestHelpComesFromTheFlags(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	path := filepath.Join(dir, "test.lock")
 	for _, tc := range []struct {
 		args []string
@@ -392,7 +429,7 @@ func TestStatusOfHolderThatWroteNothing(t *testing.T) {
 // lockfile does not lock directories, as flock(1) does: there is no
 // content to name the holder. Both commands say so.
 func TestDirectoriesAreRefused(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	hint := "lockfile: " + dir + " is a directory; lockfile locks a regular file, whose content names the holder\n"
 	runLockfile(t, "status", dir).check(t, 125, "", "not a regular file")
 	runLockfile(t, "status", dir).check(t, 125, "", hint)

@@ -103,7 +103,7 @@ func TestRunRefusesHeldLock(t *testing.T) {
 }
 
 func TestRunFailsWhenPathCannotBeOpened(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "no-such-dir", "test.lock")
+	path := filepath.Join(testDir(t), "no-such-dir", "test.lock")
 	runLockfile(t, "run", path, "--", "true").check(t, 125, "", "lockfile: open "+path+": no such file or directory\n")
 }
 
@@ -174,7 +174,7 @@ func TestVerboseSaysWhomItWaitsForAndHowLong(t *testing.T) {
 }
 
 func TestRunCommandThatCannotRun(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	notExecutable := filepath.Join(dir, "plain")
 	if err := os.WriteFile(notExecutable, []byte("echo hi\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -430,7 +430,7 @@ func TestKilledRunNeverOverlapsTheNext(t *testing.T) {
 	} {
 		t.Run(unix.SignalName(sig), func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
+			dir := testDir(t)
 			lock, log := filepath.Join(dir, "test.lock"), filepath.Join(dir, "log")
 			name := unix.SignalName(sig)[3:]
 			cmd := exec.Command("bash", "-c", overlapScript, binary, lock, log, name)
