@@ -414,8 +414,7 @@ lockfile=$0 lock=$1 log=$2
 "$lockfile" run "$lock" sh -c '(echo "start 1" >>"$0"; sleep 1; echo "end 1" >>"$0") & wait' "$log" &
 first=$!
 until grep -q "start 1" "$log" 2>/dev/null; do sleep 0.01; done
-kill -s "$3" "$first"
-wait "$first" 2>/dev/null # without bash's report of the death
+{ kill -s "$3" "$first"; wait "$first"; } 2>/dev/null # without bash's report of the death
 echo "first: $?"
 "$lockfile" run -w 20 "$lock" sh -c 'echo "start 2" >>"$0"; echo "end 2" >>"$0"' "$log"
 echo "second: $?"
