@@ -356,13 +356,18 @@ func TestSignalWhileWaitingEndsLockfile(t *testing.T) {
 		syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGABRT,
 		syscall.SIGUSR1, syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGSEGV, syscall.SIGSYS,
 	} {
-		t.Run(unix.SignalName(sig), func(t *testing.T) {
+		// Half wait with a limit, half without.
+		wait, limit := "20s", " up to 20s"
+		if sig%2 == 0 {
+			wait, limit = "inf", ""
+		}
+		t.Run(unix.SignalName(sig)+"/"+wait, func(t *testing.T) {
 			t.Parallel()
 			path := lockPath(t)
 			l := hold(t, path, "holder-1")
 			marker := filepath.Join(filepath.Dir(path), "ran")
-			p := startLockfile(t, "run", "-v", "-w", "20s", path, "touch", marker)
-			waiting := "lockfile: " + path + " is held by holder-1; waiting up to 20s\n"
+			p := startLockfile(t, "run", "-v", "-w", wait, path, "touch", marker)
+			waiting := "lockfile: " + path + " is held by holder-1; waiting" + limit + "\n"
 			p.stderrHas(t, waiting)
 			if err := p.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
