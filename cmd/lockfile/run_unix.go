@@ -33,11 +33,14 @@ func runLocked(lock *lockfile.LockFile, command string, argv []string) int {
 // caughtSignals are the signals that end a program by default but that the
 // Go runtime answers otherwise, with a stack dump (SIGQUIT, SIGABRT,
 // SIGTRAP...) or not at all (SIGUSR1, SIGPIPE...). SIGHUP, SIGINT and
-// SIGTERM are not among them: the runtime dies of those itself.
-var caughtSignals = []syscall.Signal{
-	syscall.SIGQUIT, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGABRT, syscall.SIGBUS,
-	syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSYS, syscall.SIGUSR1, syscall.SIGUSR2,
-	syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGVTALRM,
+// SIGTERM are not among them: the runtime dies of those itself. Nor is
+// SIGPROF, which the runtime keeps for its profiler.
+func caughtSignals() []syscall.Signal {
+	return append([]syscall.Signal{
+		syscall.SIGQUIT, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGABRT, syscall.SIGBUS,
+		syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSYS, syscall.SIGUSR1, syscall.SIGUSR2,
+		syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGVTALRM,
+	}, osCaughtSignals()...)
 }
 
 // catchSignals returns the channel on which the caught signals arrive
@@ -55,7 +58,7 @@ func catchSignals() <-chan os.Signal {
 		signal.Ignore(syscall.SIGQUIT)
 	}
 	var sigs []os.Signal
-	for _, sig := range caughtSignals {
+	for _, sig := range caughtSignals() {
 		if !signal.Ignored(sig) {
 			sigs = append(sigs, sig)
 		}
@@ -72,10 +75,10 @@ func catchSignals() <-chan os.Signal {
 // process. If kill cannot be run, dieOf returns 128+sig, the status a shell
 // gives a death by sig.
 func dieOf(sig os.Signal) int {
-	s := sig.(syscall.Signal)
-	argv := []string{"kill", "-s", unix.SignalName(s)[len("SIG"):], strconv.Itoa(os.Getpid())}
+	n := int(sig.(syscall.Signal))
+	argv := []string{"kill", "-" + strconv.Itoa(n), strconv.Itoa(os.Getpid())}
 	for _, kill := range []string{"/bin/kill", "/usr/bin/kill"} {
 		syscall.Exec(kill, argv, nil)
 	}
-	return 128 + int(s)
+	return 128 + n
 }

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -352,16 +353,20 @@ func TestNohupKeepsHupIgnored(t *testing.T) {
 // A signal that would end COMMAND ends a lockfile that waits for the lock
 // the same way, SIGQUIT without a stack dump, and COMMAND is not run.
 func TestSignalWhileWaitingEndsLockfile(t *testing.T) {
-	for _, sig := range []syscall.Signal{
+	sigs := []syscall.Signal{
 		syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGABRT,
 		syscall.SIGUSR1, syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGSEGV, syscall.SIGSYS,
-	} {
+	}
+	if runtime.GOOS == "linux" {
+		sigs = append(sigs, syscall.SIGPWR, syscall.Signal(40)) // one of Linux's own, and a real-time one
+	}
+	for _, sig := range sigs {
 		// Half wait with a limit, half without.
 		wait, limit := "20s", " up to 20s"
 		if sig%2 == 0 {
 			wait, limit = "inf", ""
 		}
-		t.Run(unix.SignalName(sig)+"/"+wait, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%d/%s", sig, wait), func(t *testing.T) {
 			t.Parallel()
 			path := lockPath(t)
 			l := hold(t, path, "holder-1")
