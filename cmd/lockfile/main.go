@@ -155,22 +155,24 @@ func synopsis(flags *flag.FlagSet) string {
 			line += fmt.Sprintf(" [-%s]", f.Name)
 		}
 	})
-	return line + " " + operands[flags.Name()]
+	return line + " " + operands(flags.Name())
 }
 
-var operands = map[string]string{"run": "PATH [--] COMMAND [ARG...]", "status": "PATH"}
+func operands(command string) string {
+	if command == "run" {
+		return "PATH [--] COMMAND [ARG...]"
+	}
+	return "PATH"
+}
 
-// help is a command's -h text: its synopsis, then text, into which the
-// flags' descriptions go at the %s, if it has one.
+// help is a command's -h text: its synopsis, then text, in which the
+// flags' descriptions replace "%s".
 func help(flags *flag.FlagSet, text string) string {
 	var defaults strings.Builder
 	flags.SetOutput(&defaults)
 	flags.PrintDefaults()
 	flags.SetOutput(io.Discard)
-	if strings.Contains(text, "%s") {
-		text = fmt.Sprintf(text, defaults.String())
-	}
-	return "usage: " + synopsis(flags) + "\n" + text
+	return "usage: " + synopsis(flags) + "\n" + strings.Replace(text, "%s", defaults.String(), 1)
 }
 
 // usageError prints what is wrong and the short usage, as a man page's
