@@ -230,8 +230,8 @@ func runFlags(c *runConfig) *flag.FlagSet {
 		c.heldCode = n
 		return nil
 	})
-	flags.Func("t", "write `TEMPLATE` into PATH: {pid} is the process id, {hostname} the host name,\n"+
-		"{{ and }} are braces (default \"{pid}\")", func(s string) error {
+	flags.Func("t", "write `TEMPLATE` into PATH: {pid} is the process id, {hostname}\n"+
+		"the host name, {{ and }} are braces (default \"{pid}\")", func(s string) error {
 		if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
 			r, _ := utf8.DecodeRuneInString(s[i:])
 			return fmt.Errorf("a control character, %s: the holder is one line of text", strconv.QuoteRune(r))
@@ -246,9 +246,9 @@ func runFlags(c *runConfig) *flag.FlagSet {
 		c.template = s
 		return nil
 	})
-	flags.BoolVar(&c.verbose, "v", false, "say on standard error whom lockfile waits for, and how long it waited")
-	flags.Func("w", "wait up to `DURATION` for a held lock: seconds (10, .5), a Go duration (1m30s),\n"+
-		"or inf for no limit (default 0: do not wait)", func(s string) (err error) {
+	flags.BoolVar(&c.verbose, "v", false, "say on standard error whom it waits for, and how long it waited")
+	flags.Func("w", "wait up to `DURATION` for a held lock: seconds (10, .5), a Go\n"+
+		"duration (1m30s), or inf for no limit (default 0: do not wait)", func(s string) (err error) {
 		c.wait, c.forever, err = parseWait(s)
 		return err
 	})
@@ -350,6 +350,8 @@ func run(args []string) int {
 		l, err := takeLock(path, c)
 		taken <- lockResult{l, err}
 	}()
+	// A signal that comes in the instant between the lock and the exec is
+	// lost: caught here, and not yet COMMAND's.
 	var r lockResult
 	select {
 	case sig := <-signals:
