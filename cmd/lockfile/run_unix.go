@@ -19,6 +19,11 @@ import (
 // open on the file, and it is not duplicated, so the lock survives the exec
 // as flock(2) and fcntl(2) locks both do. runLocked returns only if the
 // exec fails.
+//
+// COMMAND gets lockfile's signal mask, from which the runtime has removed
+// the signals it must see (SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGCHLD,
+// SIGURG and others): blocked when lockfile started, they are not blocked
+// in COMMAND. Those it leaves alone, such as SIGUSR1, stay blocked.
 func runLocked(lock *lockfile.LockFile, command string, argv []string) int {
 	if _, err := unix.FcntlInt(lock.Fd(), unix.F_SETFD, 0); err != nil {
 		lock.Close()
