@@ -75,14 +75,17 @@ Options:
 On Unix, lockfile becomes COMMAND, as flock -F does: it execs COMMAND in
 its own process, so {pid} is COMMAND's process id too, and every signal,
 a ^C included, reaches COMMAND alone, once. COMMAND inherits the open lock
-file: the lock is held until COMMAND and every process that inherited the
-descriptor from it (a daemon it starts, say) have exited or closed it, as
-with flock(1). Signals ignored when lockfile starts stay ignored in
-COMMAND where Go lets a program know of them: SIGHUP (nohup), SIGINT, and
-with it SIGQUIT as a shell ignores both for a background job, and the job
-control signals; others, such as SIGTERM or SIGPIPE, are at their default.
-While lockfile waits for the lock, a signal that would end COMMAND ends
-lockfile in the same way, and COMMAND is not run.
+file, and the lock is held until COMMAND and every process that inherited
+the descriptor from it (a daemon it starts, say) have exited or closed it,
+as with flock(1). On AIX and Solaris, whose locks belong to a process, it
+is held until COMMAND itself exits or closes it.
+
+Signals ignored when lockfile starts stay ignored in COMMAND where Go lets
+a program know of them: SIGHUP (nohup), SIGINT, and with it SIGQUIT, as a
+shell ignores both for a background job, and the job control signals.
+Others, such as SIGTERM or SIGPIPE, are at their default. While lockfile
+waits for the lock, a signal that would end COMMAND ends lockfile in the
+same way, and COMMAND is not run.
 
 On Windows, lockfile runs COMMAND as its child and exits with its status.
 COMMAND, and every process it starts, ends when lockfile ends, even if
