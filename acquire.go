@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 )
@@ -66,23 +67,18 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error
 // and describes the locked file.
 func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, error) {
 	for {
-		probe, st, opened, err := tryLockFile(path, c, true)
-		switch {
-		case err == nil:
-			return probe, st, nil
-		case !opened:
-			return sysFile{}, fileStat{}, err
-		case !errors.Is(err, ErrLocked):
-			return sysFile{}, fileStat{}, lockFailed(probe, path, err)
+		f, st, err := lockNowAndLook(path, c)
+		if !errors.Is(err, ErrLocked) {
+			return f, st, err
 		}
-		waitedFor, err := probe.stat()
+		if ctx.Err() != nil {
+			return sysFile{}, fileStat{}, gaveUp(ctx, path, c)
+		}
+		waitFor, err := statPath(path, c.followSymlinks)
 		if err != nil {
-			return sysFile{}, fileStat{}, lockFailed(probe, path, err)
+			continue // removed since: lock the file there now
 		}
-		locked, ok, err := waitFor(ctx, path, probe, waitedFor, c)
-		if !ok || locked != probe {
-			probe.close()
-		}
+		locked, ok, err := waitUntilLocked(ctx, path, waitFor, c)
 		if err != nil {
 			return sysFile{}, fileStat{}, err
 		}
@@ -101,26 +97,36 @@ func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, e
 	}
 }
 
-// waitFor waits until the file described by st, which probe has open, is
-// locked for this caller, or ctx is done. It returns the locked file (probe
-// itself, or the waiter's) and true, or false if the caller should try again.
-func waitFor(ctx context.Context, path string, probe sysFile, st fileStat, c *config) (sysFile, bool, error) {
-	gaveUp := func() error {
-		// The holder is read through probe: on Windows, a read through the
-		// waiter's handle would queue behind its blocked lock call.
-		return &LockError{Path: path, Holder: readHolder(probe),
-			Err: fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err())}
+// gaveUp describes a wait that ctx ended, naming the holder at that moment.
+func gaveUp(ctx context.Context, path string, c *config) error {
+	return &LockError{Path: path, Holder: holderAt(path, c.followSymlinks),
+		Err: fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err())}
+}
+
+// holderAt reads the holder of the file at path through a descriptor of
+// its own: on Windows, a read through a handle blocked in a lock call
+// would queue behind it.
+func holderAt(path string, followSymlinks bool) string {
+	if holder, held := heldHere(path, followSymlinks, readHolder); held {
+		return holder
 	}
-	switch {
-	case ctx.Err() != nil:
-		return sysFile{}, false, gaveUp()
-	case ctx.Done() == nil:
+	f, err := openFile(path, os.O_RDONLY, 0, followSymlinks)
+	if err != nil {
+		return ""
+	}
+	defer f.close()
+	return readHolder(f)
+}
+
+// waitUntilLocked waits until the file described by target is locked for
+// this caller, or ctx is done. It returns the locked file and true, or
+// false if the caller should try again: the lock went to another caller of
+// this process, or the path names another file now.
+func waitUntilLocked(ctx context.Context, path string, target fileStat, c *config) (sysFile, bool, error) {
+	if ctx.Done() == nil {
 		// Nothing can end this wait, so it may block in this goroutine's
 		// own thread; no other caller will be left waiting on it.
-		if err := probe.waitLock(); err != nil {
-			return sysFile{}, false, &fs.PathError{Op: "lock", Path: path, Err: err}
-		}
-		return probe, true, nil
+		return waitHere(path, target, c)
 	}
 	// Waiters are found by absolute path, so that a relative one means the
 	// same file after a change of directory. Only a real wait needs it,
@@ -129,20 +135,52 @@ func waitFor(ctx context.Context, path string, probe sysFile, st fileStat, c *co
 	if err != nil {
 		return sysFile{}, false, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	w := joinWaiter(key, path, st, c)
+	w := joinWaiter(key, path, target, c)
 	select {
 	case locked := <-w.handoff:
 		return locked, true, nil
 	case <-w.done:
 		if w.err != nil {
-			return sysFile{}, false, &fs.PathError{Op: "lock", Path: path, Err: w.err}
+			return sysFile{}, false, w.err
 		}
 		// The lock went to another caller, or was free for a moment
 		// while no one was receiving, or the path names another file.
 		return sysFile{}, false, nil
 	case <-ctx.Done():
-		return sysFile{}, false, gaveUp()
+		return sysFile{}, false, gaveUp(ctx, path, c)
 	}
+}
+
+// waitHere opens the file at path and waits for its lock in this goroutine.
+func waitHere(path string, target fileStat, c *config) (sysFile, bool, error) {
+	f, err := openTarget(path, target, c)
+	if err != nil || f == nil {
+		return sysFile{}, false, err
+	}
+	if err := f.waitLock(); err != nil {
+		f.close()
+		return sysFile{}, false, &fs.PathError{Op: "lock", Path: path, Err: err}
+	}
+	return *f, true, nil
+}
+
+// openTarget opens the file at path if it is still the one described by
+// target, and returns nil if the path names another file now.
+func openTarget(path string, target fileStat, c *config) (*sysFile, error) {
+	f, err := openLockFile(path, c)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.stat()
+	if err != nil {
+		f.close()
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if !st.sameFile(target) {
+		f.close()
+		return nil, nil
+	}
+	return &f, nil
 }
 
 // A waiter is the one blocking lock call that this process makes on one lock
@@ -154,7 +192,7 @@ type waiter struct {
 	file    fileStat      // the file waited for
 	handoff chan sysFile  // unbuffered: only a caller receiving now gets the lock
 	done    chan struct{} // closed when the waiter has finished
-	err     error         // why the blocking call failed, set before done closes
+	err     error         // why the wait failed, set before done closes
 }
 
 var waiters = struct {
@@ -179,22 +217,15 @@ func joinWaiter(key, path string, file fileStat, c *config) *waiter {
 	return w
 }
 
-// wait blocks on a descriptor of its own, so that callers keep theirs free
-// for reading the holder and can give up without touching it.
+// wait blocks on a descriptor of its own, so that callers can give up
+// without touching it.
 func (w *waiter) wait(key, path string, c *config) {
 	defer close(w.done)
-	f, err := openLockFile(path, c)
-	opened := err == nil
-	if opened {
-		if st, statErr := f.stat(); statErr != nil || !st.sameFile(w.file) {
+	f, err := openTarget(path, w.file, c)
+	if err == nil && f != nil {
+		if lockErr := f.waitLock(); lockErr != nil {
 			f.close()
-			opened, err = false, statErr // moved: callers start over
-		}
-	}
-	if opened {
-		if err = f.waitLock(); err != nil {
-			f.close()
-			opened = false
+			f, err = nil, &fs.PathError{Op: "lock", Path: path, Err: lockErr}
 		}
 	}
 	waiters.Lock()
@@ -203,12 +234,12 @@ func (w *waiter) wait(key, path string, c *config) {
 	}
 	waiters.Unlock()
 	w.err = err
-	if !opened {
+	if f == nil {
 		return
 	}
 	select {
-	case w.handoff <- f:
+	case w.handoff <- *f:
 	default:
-		release(f, path) // everyone who waited has given up
+		release(*f, path) // everyone who waited has given up
 	}
 }

@@ -31,12 +31,16 @@ func ExpandTemplate(t string) (string, error) {
 // is, what [LockError.Holder] would say of the holder. It opens the file
 // for reading only and never creates, truncates or writes it: a missing
 // file is a free lock. A symbolic link is refused as [NewSimple] refuses
-// it, and a file that is not a regular file with [ErrNotRegular].
+// it, and a file that is not a regular file with [ErrNotRegular]. A lock
+// held by shared holders is held, with an empty holder: they write nothing.
 //
-// To tell, Holder takes a shared lock and drops it at once. A lock taken
-// at that very instant by someone else may therefore be refused as held;
-// two calls of Holder never refuse each other.
+// Where flock(2) has no call that only asks, Holder takes a lock for an
+// instant to tell: a lock attempt at that very instant may be refused, and
+// two calls of Holder at the same instant may see each other as holders.
 func Holder(path string) (holder string, held bool, err error) {
+	if holder, held := heldHere(path, false, readHolder); held {
+		return holder, true, nil
+	}
 	f, err := openFile(path, os.O_RDONLY, 0, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", false, nil
@@ -52,14 +56,13 @@ func Holder(path string) (holder string, held bool, err error) {
 	if err := checkRegular(st, path); err != nil {
 		return "", false, err
 	}
-	switch err := f.tryLockShared(); {
-	case errors.Is(err, ErrLocked):
-		return readHolder(f), true, nil
+	switch state, err := f.testLock(); {
 	case err != nil:
 		return "", false, &fs.PathError{Op: "lock", Path: path, Err: err}
-	}
-	if err := f.unlock(); err != nil {
-		return "", false, &fs.PathError{Op: "unlock", Path: path, Err: err}
+	case state == heldExclusive:
+		return readHolder(f), true, nil
+	case state == heldShared:
+		return "", true, nil
 	}
 	return "", false, nil
 }

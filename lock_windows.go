@@ -79,9 +79,45 @@ func (f sysFile) tryLock() error {
 	return f.lockFileEx(windows.LOCKFILE_EXCLUSIVE_LOCK | windows.LOCKFILE_FAIL_IMMEDIATELY)
 }
 
-// tryLockShared takes a shared lock on the same byte without waiting, to
-// learn whether anyone holds the exclusive one.
-func (f sysFile) tryLockShared() error { return f.lockFileEx(windows.LOCKFILE_FAIL_IMMEDIATELY) }
+// testLock tells whether someone else holds a lock on the file, taking a
+// lock for a moment to find out: Windows has no call that only asks.
+func (f sysFile) testLock() (lockState, error) {
+	switch err := f.lockFileEx(windows.LOCKFILE_FAIL_IMMEDIATELY); {
+	case err == ErrLocked:
+		return heldExclusive, nil
+	case err != nil:
+		return free, err
+	}
+	if err := f.unlock(); err != nil {
+		return free, err
+	}
+	switch err := f.lockFileEx(windows.LOCKFILE_EXCLUSIVE_LOCK | windows.LOCKFILE_FAIL_IMMEDIATELY); {
+	case err == ErrLocked:
+		return heldShared, nil
+	case err != nil:
+		return free, err
+	}
+	return free, f.unlock()
+}
+
+// heldHere reports a lock of this process's that the kernel would not
+// refuse to another lock object: LockFileEx locks belong to the handle, so
+// there is none.
+func heldHere(path string, followSymlinks bool, read func(sysFile) string) (holder string, held bool) {
+	return "", false
+}
+
+// lendFile runs fn with an *os.File of its own on the locked file: a
+// duplicate handle, closed when fn returns. The lock stays with the
+// original handle.
+func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
+	file, err := f.osFile(name)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	return fn(file)
+}
 
 // waitLock takes the exclusive lock, blocking in the kernel until it is
 // free. The handle is opened for synchronous I/O, so LockFileEx returns
@@ -106,6 +142,7 @@ func (f sysFile) lockFileEx(flags uint32) error {
 	return fmt.Errorf("LockFileEx: %w", err)
 }
 
+// close closes the handle.
 func (f sysFile) close() error {
 	if err := windows.CloseHandle(f.h); err != nil {
 		return fmt.Errorf("close: %w", err)

@@ -61,7 +61,15 @@ func NewSimple(path string, opts ...Option) (*SimpleLockFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, st, err := lockNow(path, c, c.onLock != nil)
+	var (
+		f  sysFile
+		st fileStat
+	)
+	if c.onLock == nil {
+		f, err = lockNow(path, c)
+	} else {
+		f, st, err = lockNowAndLook(path, c) // the hook may write
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +94,7 @@ func New(path string, opts ...Option) (*LockFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, st, err := lockNow(path, c, true)
+	f, st, err := lockNowAndLook(path, c)
 	if err != nil {
 		return nil, err
 	}
@@ -158,42 +166,53 @@ func release(f sysFile, path string) error {
 	return nil
 }
 
-// lockNow opens the lock file and locks it without waiting, and with look
-// set describes the locked file. On contention it reads the holder's
-// content through the file it opened, then closes it.
-func lockNow(path string, c *config, look bool) (sysFile, fileStat, error) {
-	f, st, opened, err := tryLockFile(path, c, look)
-	if err != nil && opened {
-		return sysFile{}, fileStat{}, lockFailed(f, path, err)
+// lockNow opens the lock file and locks it without waiting. If it cannot
+// lock it, it closes it. A lock that this process holds is found before
+// the file is opened, where the kernel cannot tell lock objects apart.
+func lockNow(path string, c *config) (sysFile, error) {
+	if holder, held := heldHere(path, c.followSymlinks, readHolder); held {
+		return sysFile{}, &LockError{Path: path, Holder: holder, Err: ErrLocked}
 	}
-	return f, st, err
+	f, err := openLockFile(path, c)
+	if err != nil {
+		return sysFile{}, err
+	}
+	if err := f.tryLock(); err != nil {
+		return sysFile{}, lockFailed(f, path, err)
+	}
+	return f, nil
 }
 
-// tryLockFile opens the lock file and locks it without waiting, and with
-// look set describes the locked file; if that shows the file was removed
-// between the open and the lock (by a holder that deletes it as it lets
-// go, say), the lock excludes no one, and it starts over on the file at the
-// path now. If the open succeeded and the rest did not, f is returned open
-// and unlocked, with opened set, for the caller to report on or wait with.
-func tryLockFile(path string, c *config, look bool) (f sysFile, st fileStat, opened bool, err error) {
-	for {
-		if f, err = openLockFile(path, c); err != nil {
-			return sysFile{}, fileStat{}, false, err
-		}
-		if err = f.tryLock(); err != nil || !look {
-			return f, fileStat{}, true, err
-		}
-		st, err = f.stat()
-		if err == nil && !st.removed() {
-			return f, st, true, nil
-		}
+// maxRemoved bounds how often a lock call starts over because the file it
+// locked had been removed, which takes a program deleting lock files as
+// fast as they are locked, or a path whose file has no name to find.
+const maxRemoved = 100
+
+// lockNowAndLook is lockNow for callers that write into the file, or may:
+// it also describes the locked file. If the file was removed between the
+// open and the lock (see [Deleting a lock file]), it starts over on the file
+// at the path now.
+func lockNowAndLook(path string, c *config) (sysFile, fileStat, error) {
+	for range maxRemoved {
+		f, err := lockNow(path, c)
 		if err != nil {
-			f.unlock()
-			return f, fileStat{}, true, err
+			return sysFile{}, fileStat{}, err
+		}
+		st, err := f.stat()
+		if err != nil {
+			release(f, path)
+			return sysFile{}, fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+		}
+		if !st.removed() {
+			return f, st, nil
 		}
 		release(f, path)
 	}
+	return sysFile{}, fileStat{}, &fs.PathError{Op: "open", Path: path, Err: errRemoved}
 }
+
+// errRemoved reports a path whose file kept having no name once locked.
+var errRemoved = errors.New("the file locked at this path has been removed, time after time")
 
 // lockFailed closes f, which is not locked, and describes why.
 func lockFailed(f sysFile, path string, err error) error {
@@ -245,15 +264,6 @@ func checkRegular(st fileStat, path string) error {
 	return nil
 }
 
-// refuseSymlink returns an ErrSymlink error if the last element of path is
-// a symbolic link, and nil otherwise.
-func refuseSymlink(path string) error {
-	if info, err := os.Lstat(path); err == nil && info.Mode()&fs.ModeSymlink != 0 {
-		return &fs.PathError{Op: "open", Path: path, Err: ErrSymlink}
-	}
-	return nil
-}
-
 // hold finishes taking a lock on f, which is locked and, if content or a
 // hook is to write into it, described by st: it writes content, if any,
 // runs the hook, and records the lock as held. If either step fails, or
@@ -276,25 +286,11 @@ func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config)
 		}
 	}
 	if c.onLock != nil {
-		if err := runHook(f, l.path, c.onLock); err != nil {
-			return err
+		if err := f.lendFile(l.path, c.onLock); err != nil {
+			return fmt.Errorf("lockfile: on-lock hook for %s: %w", l.path, err)
 		}
 	}
 	l.f, l.held = f, true
 	held = true
-	return nil
-}
-
-// runHook gives the hook a file of its own on the locked file, closed when
-// the hook returns, so that the hook cannot close the lock's descriptor.
-func runHook(f sysFile, path string, hook func(*os.File) error) error {
-	hookFile, err := f.osFile(path)
-	if err != nil {
-		return fmt.Errorf("lockfile: on-lock hook for %s: %w", path, err)
-	}
-	defer hookFile.Close()
-	if err := hook(hookFile); err != nil {
-		return fmt.Errorf("lockfile: on-lock hook for %s: %w", path, err)
-	}
 	return nil
 }
