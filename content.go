@@ -39,6 +39,13 @@ func ExpandTemplate(t string) (string, error) {
 // two calls of Holder at the same instant may see each other as holders.
 func Holder(path string) (holder string, held bool, err error) {
 	if holder, held := heldHere(path, false, readHolder); held {
+		st, err := statPath(path, false)
+		if err != nil {
+			return "", false, err
+		}
+		if err := checkRegular(st, path); err != nil {
+			return "", false, err
+		}
 		return holder, true, nil
 	}
 	f, err := openFile(path, os.O_RDONLY, 0, false)
