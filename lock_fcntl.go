@@ -145,19 +145,17 @@ func (f sysFile) waitLock() error {
 	}
 }
 
-// unlock releases the lock held through f, if any. The kernel would drop
-// the process's lock whichever descriptor asked, so a descriptor that does
-// not hold the lock unlocks nothing.
-func (f sysFile) unlock() error {
+// unlockAndClose releases the lock held through f and closes f, both
+// under the table's lock: a lock object of this process that took the
+// lock in between would lose it at the close.
+func (f sysFile) unlockAndClose() (unlockErr, closeErr error) {
 	locks.Lock()
 	defer locks.Unlock()
-	r := lockByFD(f.fd)
-	if r == nil {
-		return nil
+	if r := lockByFD(f.fd); r != nil {
+		unlockErr = setLock(f.fd, unix.F_SETLK, unix.F_UNLCK)
+		dropLock(r)
 	}
-	err := setLock(f.fd, unix.F_SETLK, unix.F_UNLCK)
-	dropLock(r)
-	return err
+	return unlockErr, closeFD(f.fd)
 }
 
 // close closes the descriptor, or holds it back until the release of a

@@ -24,6 +24,14 @@ func (f sysFile) waitLock() error { return f.flock(unix.LOCK_EX) }
 // unlock drops the lock while the file stays open.
 func (f sysFile) unlock() error { return f.flock(unix.LOCK_UN) }
 
+// unlockAndClose releases the lock held through f and closes it. Closing
+// alone would release the lock only once every copy of the descriptor is
+// gone, and a child that os/exec is starting holds one until its exec is
+// done, after the parent has resumed. Unlocking first releases it at once.
+func (f sysFile) unlockAndClose() (unlockErr, closeErr error) {
+	return f.unlock(), closeFD(f.fd)
+}
+
 // close closes the descriptor.
 func (f sysFile) close() error { return closeFD(f.fd) }
 

@@ -19,7 +19,7 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 func (sysFile) tryLock() error                              { return ErrUnsupported }
 func (sysFile) testLock() (lockState, error)                { return free, ErrUnsupported }
 func (sysFile) waitLock() error                             { return ErrUnsupported }
-func (sysFile) unlock() error                               { return ErrUnsupported }
+func (sysFile) unlockAndClose() (error, error)              { return ErrUnsupported, nil }
 func (sysFile) close() error                                { return ErrUnsupported }
 func (sysFile) readAt([]byte, int64) (int, error)           { return 0, ErrUnsupported }
 func (sysFile) writeAt([]byte, int64) error                 { return ErrUnsupported }

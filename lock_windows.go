@@ -142,13 +142,15 @@ func (f sysFile) lockFileEx(flags uint32) error {
 	return fmt.Errorf("LockFileEx: %w", err)
 }
 
-// close closes the handle.
-func (f sysFile) close() error {
-	if err := windows.CloseHandle(f.h); err != nil {
-		return fmt.Errorf("close: %w", err)
-	}
-	return nil
+// unlockAndClose releases the lock held through f and closes it. Windows
+// releases a closed handle's locks only when it gets round to it;
+// unlocking first releases the lock at once.
+func (f sysFile) unlockAndClose() (unlockErr, closeErr error) {
+	return f.unlock(), windows.CloseHandle(f.h)
 }
+
+// close closes the handle.
+func (f sysFile) close() error { return windows.CloseHandle(f.h) }
 
 func (f sysFile) readAt(b []byte, off int64) (int, error) {
 	var n uint32

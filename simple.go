@@ -150,18 +150,14 @@ func (l *SimpleLockFile) Close() error {
 	return release(l.f, l.path)
 }
 
-// release unlocks f and closes it. Closing alone would release the lock
-// only once every copy of the descriptor is gone, and on Unix a child that
-// os/exec is starting holds one until its exec is done, after the parent
-// has resumed; Windows releases a closed handle's locks only when it gets
-// round to it. Unlocking first releases the lock at once.
+// release unlocks f and closes it.
 func release(f sysFile, path string) error {
-	var unlockErr error
-	if err := f.unlock(); err != nil {
-		unlockErr = fmt.Errorf("unlock: %w", err)
-	}
-	if err := errors.Join(unlockErr, f.close()); err != nil {
-		return fmt.Errorf("lockfile: releasing %s: %w", path, err)
+	unlockErr, closeErr := f.unlockAndClose()
+	switch {
+	case unlockErr != nil:
+		return &fs.PathError{Op: "unlock", Path: path, Err: errors.Join(unlockErr, closeErr)}
+	case closeErr != nil:
+		return &fs.PathError{Op: "close", Path: path, Err: closeErr}
 	}
 	return nil
 }

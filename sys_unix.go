@@ -48,12 +48,7 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 }
 
 // closeFD closes a descriptor.
-func closeFD(fd int) error {
-	if err := unix.Close(fd); err != nil {
-		return fmt.Errorf("close: %w", err)
-	}
-	return nil
-}
+func closeFD(fd int) error { return unix.Close(fd) }
 
 func (f sysFile) readAt(b []byte, off int64) (int, error) {
 	for {
