@@ -3,9 +3,15 @@
 package lockfile
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // recordLocks is true: locks are POSIX record locks, which belong to the
@@ -16,31 +22,73 @@ const recordLocks = true
 // fcntl.flock does where the system has no flock(2) (AIX, Solaris).
 const zcPrelude = "import fcntl\nfcntl.flock = fcntl.lockf\n"
 
-// lockfCommand is a stand-in for util-linux flock(1) built on POSIX record
-// locks: flock(1) has no such mode. It takes the options the tests use.
-const lockfCommand = `#!/usr/bin/env python3
-import fcntl, os, subprocess, sys
-args, how, conflict = sys.argv[1:], fcntl.LOCK_EX, 1
-while args[0].startswith("-"):
-    opt = args.pop(0)
-    if opt in ("-n", "--nonblock"):
-        how |= fcntl.LOCK_NB
-    elif opt in ("-E", "--conflict-exit-code"):
-        conflict = int(args.pop(0))
-fd = os.open(args.pop(0), os.O_RDWR | os.O_CREAT, 0o644)
-try:
-    fcntl.lockf(fd, how)
-except OSError:
-    sys.exit(conflict)
-sys.exit(subprocess.call(args))
-`
+// lockfEnv makes the test binary a stand-in for util-linux flock(1) built
+// on POSIX record locks, which flock(1) has no mode for. It takes the
+// options the tests use: [-n|--nonblock] [-E|--conflict-exit-code N] PATH
+// COMMAND [ARG...].
+const lockfEnv = "LOCKFILE_TEST_LOCKF"
 
 // flockCommand returns the stand-in for flock(1).
 func flockCommand(t *testing.T) string {
 	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(t.TempDir(), "lockf")
-	if err := os.WriteFile(path, []byte(lockfCommand), 0o755); err != nil {
+	script := "#!/bin/sh\n" + lockfEnv + "=1 exec '" + exe + "' \"$@\"\n"
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+func init() {
+	if os.Getenv(lockfEnv) != "" {
+		os.Exit(runLockf(os.Args[1:]))
+	}
+}
+
+// runLockf is the stand-in's main.
+func runLockf(args []string) int {
+	cmd, conflict := unix.F_SETLKW, 1
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch opt := args[0]; opt {
+		case "-n", "--nonblock":
+			cmd = unix.F_SETLK
+		case "-E", "--conflict-exit-code":
+			args = args[1:]
+			conflict, _ = strconv.Atoi(args[0])
+		}
+		args = args[1:]
+	}
+	fd, err := unix.Open(args[0], unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lockf:", err)
+		return 1
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK}
+	for {
+		err = unix.FcntlFlock(uintptr(fd), cmd, &lk)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == unix.EAGAIN || err == unix.EACCES:
+		return conflict
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "lockf:", err)
+		return 1
+	}
+	c := exec.Command(args[1], args[2:]...)
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := c.Run(); err != nil {
+		if exitErr, ok := err.(*exec.ExitError); ok {
+			return exitErr.ExitCode()
+		}
+		fmt.Fprintln(os.Stderr, "lockf:", err)
+		return 1
+	}
+	return 0
 }

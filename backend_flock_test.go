@@ -23,3 +23,4 @@ func flockCommand(t *testing.T) string {
 	}
 	return flock
 }
+
