@@ -27,3 +27,7 @@ var ErrSymlink = errors.New("lock file path is a symbolic link")
 // by [Holder]. [NewSimple] and [AcquireSimple] lock such a file as they
 // find it.
 var ErrNotRegular = errors.New("lock file is not a regular file")
+
+// errHookClosed reports a hook that closed the file it was lent, where
+// that drops the process's lock.
+var errHookClosed = errors.New("the hook closed its file, which dropped this process's lock")

@@ -159,3 +159,25 @@ func TestThreeProcessesCountExactly(t *testing.T) {
 		t.Fatalf("counter = %s, want %s: two processes held the lock at once", got, want)
 	}
 }
+
+// A hook that closes the file it was given drops a lock that belongs to
+// the process; the call then fails and releases what is left. Where the
+// lock belongs to the open file, that close drops nothing.
+func TestHookThatClosesItsFile(t *testing.T) {
+	path := tempLockPath(t)
+	l, err := New(path, WithOnLock(func(f *os.File) error { return f.Close() }))
+	if recordLocks {
+		if !errors.Is(err, errHookClosed) {
+			t.Fatalf("New with a hook that closed its file = %v, want errHookClosed", err)
+		}
+		assertFree(t, path)
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if verb, _ := tryInHelper(t, path); verb != "locked" {
+		t.Fatalf("another process got %q, want locked", verb)
+	}
+}
