@@ -97,25 +97,20 @@ func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, e
 	}
 }
 
-// gaveUp describes a wait that ctx ended, naming the holder at that moment.
+// gaveUp describes a wait that ctx ended, naming the holder at that
+// moment, read through a descriptor of its own: on Windows, a read through
+// a handle blocked in a lock call would queue behind it.
 func gaveUp(ctx context.Context, path string, c *config) error {
-	return &LockError{Path: path, Holder: holderAt(path, c.followSymlinks),
-		Err: fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err())}
-}
-
-// holderAt reads the holder of the file at path through a descriptor of
-// its own: on Windows, a read through a handle blocked in a lock call
-// would queue behind it.
-func holderAt(path string, followSymlinks bool) string {
-	if holder, held := heldHere(path, followSymlinks, readHolder); held {
-		return holder
+	err := fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err())
+	if holder, state := heldHere(path, c.followSymlinks, readHolder); state != free {
+		return &LockError{Path: path, Holder: holder, Shared: state == heldShared, Err: err}
 	}
-	f, err := openFile(path, os.O_RDONLY, 0, followSymlinks)
-	if err != nil {
-		return ""
+	f, openErr := openFile(path, os.O_RDONLY, 0, c.followSymlinks)
+	if openErr != nil {
+		return &LockError{Path: path, Err: err}
 	}
 	defer f.close()
-	return readHolder(f)
+	return describeHolder(f, path, err)
 }
 
 // waitUntilLocked waits until the file described by target is locked for
@@ -134,6 +129,9 @@ func waitUntilLocked(ctx context.Context, path string, target fileStat, c *confi
 	key, err := filepath.Abs(path)
 	if err != nil {
 		return sysFile{}, false, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	if c.mode == shared {
+		key = "shared:" + key // a waiter waits for one kind of lock
 	}
 	w := joinWaiter(key, path, target, c)
 	select {
@@ -157,7 +155,7 @@ func waitHere(path string, target fileStat, c *config) (sysFile, bool, error) {
 	if err != nil || f == nil {
 		return sysFile{}, false, err
 	}
-	if err := f.waitLock(); err != nil {
+	if err := f.waitLock(c.mode); err != nil {
 		f.close()
 		return sysFile{}, false, &fs.PathError{Op: "lock", Path: path, Err: err}
 	}
@@ -223,7 +221,7 @@ func (w *waiter) wait(key, path string, c *config) {
 	defer close(w.done)
 	f, err := openTarget(path, w.file, c)
 	if err == nil && f != nil {
-		if lockErr := f.waitLock(); lockErr != nil {
+		if lockErr := f.waitLock(c.mode); lockErr != nil {
 			f.close()
 			f, err = nil, &fs.PathError{Op: "lock", Path: path, Err: lockErr}
 		}

@@ -199,11 +199,11 @@ func ExampleHolder() {
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "service.lock")
 
-	_, held, err := lockfile.Holder(path)
+	status, err := lockfile.Holder(path)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("held:", held)
+	fmt.Println("held:", status.Held)
 
 	lock, err := lockfile.New(path, lockfile.WithContentTemplate("nightly-backup"))
 	if err != nil {
@@ -211,11 +211,11 @@ func ExampleHolder() {
 	}
 	defer lock.Close()
 
-	holder, held, err := lockfile.Holder(path)
+	status, err = lockfile.Holder(path)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("held:", held, "by", holder)
+	fmt.Println("held:", status.Held, "by", status.Holder)
 	// Output:
 	// held: false
 	// held: true by nightly-backup

@@ -5,7 +5,16 @@ import (
 	"os"
 )
 
-// lockState is what testLock learns of a lock held by someone else.
+// lockMode is the kind of lock a caller asks for.
+type lockMode int
+
+const (
+	exclusive lockMode = iota
+	shared
+)
+
+// lockState is what testLock and heldHere learn of a lock held by someone
+// else.
 type lockState int
 
 const (
@@ -13,6 +22,11 @@ const (
 	heldShared
 	heldExclusive
 )
+
+// excludes reports whether a lock held as s refuses a lock of mode m.
+func (s lockState) excludes(m lockMode) bool {
+	return s == heldExclusive || s == heldShared && m == exclusive
+}
 
 // refuseSymlink returns an ErrSymlink error if the last element of path is
 // a symbolic link, and nil otherwise.

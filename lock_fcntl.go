@@ -27,13 +27,14 @@ import (
 
 // A recordLock is a lock this process holds, or waits for in the kernel.
 type recordLock struct {
-	fd      int      // the descriptor that holds the lock, or waits for it
+	fds     []int    // the descriptors of the lock objects that hold it; one unless shared
 	file    fileStat // which file it is, once known
 	known   bool
+	mode    lockMode
 	waiting bool          // blocked in F_SETLKW, not yet holding
 	parked  []int         // other descriptors of the file, closed at release
 	lent    []*os.File    // files lent to hooks, closed at release
-	freed   chan struct{} // made by the first waiter in this process; closed at release
+	changed chan struct{} // made by a waiter in this process; closed when the lock is taken or released
 }
 
 // locks is the table. Its mutex also orders every lock, unlock and close of
@@ -44,12 +45,12 @@ var locks struct {
 	all []*recordLock
 }
 
-// find returns the entry for the file described by st, if any, learning
-// the identity of entries taken while the table was empty.
+// findLock returns the entry for the file described by st, if any,
+// learning the identity of entries taken while the table was empty.
 func findLock(st fileStat) *recordLock {
 	for _, r := range locks.all {
 		if !r.known {
-			if rst, err := fstat(r.fd); err == nil {
+			if rst, err := fstat(r.fds[0]); err == nil {
 				r.file, r.known = rst, true
 			}
 		}
@@ -62,11 +63,38 @@ func findLock(st fileStat) *recordLock {
 
 func lockByFD(fd int) *recordLock {
 	for _, r := range locks.all {
-		if r.fd == fd {
+		if slices.Contains(r.fds, fd) {
 			return r
 		}
 	}
 	return nil
+}
+
+// joins reports whether a lock of mode m can join r as one more holder:
+// shared locks of one process share the process's kernel lock.
+func (r *recordLock) joins(m lockMode) bool { return m == shared && r.mode == shared && !r.waiting }
+
+// state is what r means to a caller of heldHere.
+func (r *recordLock) state() lockState {
+	if r.waiting {
+		// Another process holds the lock; ask the kernel how.
+		if st, err := (sysFile{r.fds[0]}).testLock(); err == nil && st != free {
+			return st
+		}
+		return heldExclusive
+	}
+	if r.mode == shared {
+		return heldShared
+	}
+	return heldExclusive
+}
+
+// wake tells this process's waiters that r changed.
+func (r *recordLock) wake() {
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
 }
 
 // dropLock removes r from the table once its lock is gone, closes the
@@ -79,15 +107,13 @@ func dropLock(r *recordLock) {
 	for _, f := range r.lent {
 		f.Close()
 	}
-	if r.freed != nil {
-		close(r.freed)
-	}
+	r.wake()
 }
 
-// tryLock takes the exclusive lock without waiting. It refuses a file that
-// this process holds or waits for already. While the table is empty it
-// costs one fcntl and nothing else.
-func (f sysFile) tryLock() error {
+// tryLock takes the lock without waiting. It refuses a file on which this
+// process holds, or waits for, a lock that excludes it. While the table is
+// empty it costs one fcntl and nothing else.
+func (f sysFile) tryLock(m lockMode) error {
 	locks.Lock()
 	defer locks.Unlock()
 	var (
@@ -99,22 +125,28 @@ func (f sysFile) tryLock() error {
 		if st, err = fstat(f.fd); err != nil {
 			return fmt.Errorf("fstat: %w", err)
 		}
-		if findLock(st) != nil {
-			return ErrLocked
+		if r := findLock(st); r != nil {
+			if !r.joins(m) {
+				return ErrLocked
+			}
+			r.fds = append(r.fds, f.fd)
+			return nil
 		}
 		known = true
 	}
-	if err := setLock(f.fd, unix.F_SETLK, unix.F_WRLCK); err != nil {
+	if err := setLock(f.fd, unix.F_SETLK, lockType[m]); err != nil {
 		return err
 	}
-	locks.all = append(locks.all, &recordLock{fd: f.fd, file: st, known: known})
+	locks.all = append(locks.all, &recordLock{fds: []int{f.fd}, file: st, known: known, mode: m})
 	return nil
 }
 
-// waitLock takes the exclusive lock, waiting first, without a thread, for
-// a lock object of this process to release it, and then in the kernel for
-// other processes.
-func (f sysFile) waitLock() error {
+var lockType = [...]int16{exclusive: unix.F_WRLCK, shared: unix.F_RDLCK}
+
+// waitLock takes the lock, waiting first, without a thread, for the lock
+// objects of this process that exclude it to let go, and then in the
+// kernel for other processes.
+func (f sysFile) waitLock(m lockMode) error {
 	st, err := fstat(f.fd)
 	if err != nil {
 		return fmt.Errorf("fstat: %w", err)
@@ -122,23 +154,30 @@ func (f sysFile) waitLock() error {
 	for {
 		locks.Lock()
 		if r := findLock(st); r != nil {
-			if r.freed == nil {
-				r.freed = make(chan struct{})
+			if r.joins(m) {
+				r.fds = append(r.fds, f.fd)
+				locks.Unlock()
+				return nil
 			}
-			freed := r.freed
+			if r.changed == nil {
+				r.changed = make(chan struct{})
+			}
+			changed := r.changed
 			locks.Unlock()
-			<-freed
+			<-changed
 			continue
 		}
-		r := &recordLock{fd: f.fd, file: st, known: true, waiting: true}
+		r := &recordLock{fds: []int{f.fd}, file: st, known: true, mode: m, waiting: true}
 		locks.all = append(locks.all, r)
 		locks.Unlock()
 
-		err := setLockWait(f.fd)
+		err := setLockWait(f.fd, lockType[m])
 		locks.Lock()
 		r.waiting = false
 		if err != nil {
 			dropLock(r)
+		} else {
+			r.wake() // shared waiters may join now
 		}
 		locks.Unlock()
 		return err
@@ -147,11 +186,18 @@ func (f sysFile) waitLock() error {
 
 // unlockAndClose releases the lock held through f and closes f, both
 // under the table's lock: a lock object of this process that took the
-// lock in between would lose it at the close.
+// lock in between would lose it at the close. While other shared holders
+// of this process remain, the kernel's lock is theirs too: f is held back
+// until the last of them lets go.
 func (f sysFile) unlockAndClose() (unlockErr, closeErr error) {
 	locks.Lock()
 	defer locks.Unlock()
 	if r := lockByFD(f.fd); r != nil {
+		if len(r.fds) > 1 {
+			r.fds = slices.DeleteFunc(r.fds, func(fd int) bool { return fd == f.fd })
+			r.parked = append(r.parked, f.fd)
+			return nil, nil
+		}
 		unlockErr = setLock(f.fd, unix.F_SETLK, unix.F_UNLCK)
 		dropLock(r)
 	}
@@ -164,10 +210,7 @@ func (f sysFile) close() error {
 	locks.Lock()
 	defer locks.Unlock()
 	if len(locks.all) > 0 {
-		if r := lockByFD(f.fd); r != nil {
-			setLock(f.fd, unix.F_SETLK, unix.F_UNLCK)
-			dropLock(r)
-		} else if st, err := fstat(f.fd); err == nil {
+		if st, err := fstat(f.fd); err == nil {
 			if r := findLock(st); r != nil {
 				r.parked = append(r.parked, f.fd)
 				return nil
@@ -193,25 +236,29 @@ func (f sysFile) testLock() (lockState, error) {
 	return free, nil
 }
 
-// heldHere reports whether this process holds, or waits in the kernel for,
-// a lock on the file at path, and if so what read says of the holder,
-// reading through the lock's own descriptor. It opens nothing, so it can
-// be asked before an open whose close would drop that lock.
-func heldHere(path string, followSymlinks bool, read func(sysFile) string) (holder string, held bool) {
+// heldHere reports how this process holds, or waits in the kernel for, a
+// lock on the file at path, and what read says of the holder, read through
+// the lock's own descriptor. It opens nothing, so it can be asked before an
+// open whose close would drop that lock.
+func heldHere(path string, followSymlinks bool, read func(sysFile) string) (string, lockState) {
 	locks.Lock()
 	defer locks.Unlock()
 	if len(locks.all) == 0 {
-		return "", false
+		return "", free
 	}
 	st, err := statPath(path, followSymlinks)
 	if err != nil {
-		return "", false
+		return "", free
 	}
 	r := findLock(st)
 	if r == nil {
-		return "", false
+		return "", free
 	}
-	return read(sysFile{r.fd}), true
+	state := r.state()
+	if state == heldShared {
+		return "", state // shared holders write nothing
+	}
+	return read(sysFile{r.fds[0]}), state
 }
 
 // lendFile runs fn with an *os.File of its own on the locked file. Closing
@@ -251,9 +298,9 @@ func setLock(fd, cmd int, typ int16) error {
 // setLockWait blocks in F_SETLKW. The kernel answers EDEADLK when waiting
 // would close a cycle of processes waiting for each other's locks; flock(2)
 // would wait forever there, and so does this, a little at a time.
-func setLockWait(fd int) error {
+func setLockWait(fd int, typ int16) error {
 	for {
-		err := setLock(fd, unix.F_SETLKW, unix.F_WRLCK)
+		err := setLock(fd, unix.F_SETLKW, typ)
 		if !errors.Is(err, unix.EDEADLK) {
 			return err
 		}

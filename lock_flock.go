@@ -15,11 +15,13 @@ import (
 // inherits no descriptor (O_CLOEXEC), cannot keep the lock alive. The
 // kernel keeps lock objects apart, so this file needs no table of its own.
 
-// tryLock takes the exclusive lock without waiting.
-func (f sysFile) tryLock() error { return f.flock(unix.LOCK_EX | unix.LOCK_NB) }
+// tryLock takes the lock without waiting.
+func (f sysFile) tryLock(m lockMode) error { return f.flock(flockHow[m] | unix.LOCK_NB) }
 
-// waitLock takes the exclusive lock, blocking in the kernel until it is free.
-func (f sysFile) waitLock() error { return f.flock(unix.LOCK_EX) }
+// waitLock takes the lock, blocking in the kernel until it is free.
+func (f sysFile) waitLock(m lockMode) error { return f.flock(flockHow[m]) }
+
+var flockHow = [...]int{exclusive: unix.LOCK_EX, shared: unix.LOCK_SH}
 
 // unlock drops the lock while the file stays open.
 func (f sysFile) unlock() error { return f.flock(unix.LOCK_UN) }
@@ -59,8 +61,8 @@ func (f sysFile) testLock() (lockState, error) {
 // heldHere reports a lock of this process's that the kernel would not
 // refuse to another lock object: flock(2) refuses every other open file
 // description, so there is none.
-func heldHere(path string, followSymlinks bool, read func(sysFile) string) (holder string, held bool) {
-	return "", false
+func heldHere(path string, followSymlinks bool, read func(sysFile) string) (string, lockState) {
+	return "", free
 }
 
 // lendFile runs fn with an *os.File of its own on the locked file: a

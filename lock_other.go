@@ -16,9 +16,9 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 	return sysFile{}, &fs.PathError{Op: "open", Path: path, Err: ErrUnsupported}
 }
 
-func (sysFile) tryLock() error                              { return ErrUnsupported }
+func (sysFile) tryLock(lockMode) error                      { return ErrUnsupported }
 func (sysFile) testLock() (lockState, error)                { return free, ErrUnsupported }
-func (sysFile) waitLock() error                             { return ErrUnsupported }
+func (sysFile) waitLock(lockMode) error                     { return ErrUnsupported }
 func (sysFile) unlockAndClose() (error, error)              { return ErrUnsupported, nil }
 func (sysFile) close() error                                { return ErrUnsupported }
 func (sysFile) readAt([]byte, int64) (int, error)           { return 0, ErrUnsupported }
@@ -26,11 +26,11 @@ func (sysFile) writeAt([]byte, int64) error                 { return ErrUnsuppor
 func (sysFile) truncate(int64) error                        { return ErrUnsupported }
 func (sysFile) lendFile(string, func(*os.File) error) error { return ErrUnsupported }
 
-func heldHere(string, bool, func(sysFile) string) (string, bool) { return "", false }
-func (sysFile) stat() (fileStat, error)                          { return fileStat{}, ErrUnsupported }
-func statPath(string, bool) (fileStat, error)                    { return fileStat{}, ErrUnsupported }
-func (fileStat) removed() bool                                   { return false }
-func (fileStat) regular() bool                                   { return false }
-func (fileStat) sameFile(fileStat) bool                          { return false }
+func heldHere(string, bool, func(sysFile) string) (string, lockState) { return "", free }
+func (sysFile) stat() (fileStat, error)                               { return fileStat{}, ErrUnsupported }
+func statPath(string, bool) (fileStat, error)                         { return fileStat{}, ErrUnsupported }
+func (fileStat) removed() bool                                        { return false }
+func (fileStat) regular() bool                                        { return false }
+func (fileStat) sameFile(fileStat) bool                               { return false }
 
 type fileStat struct{ size int64 }

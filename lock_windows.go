@@ -74,10 +74,12 @@ const (
 	lockLength = 1
 )
 
-// tryLock takes the exclusive byte-range lock without waiting.
-func (f sysFile) tryLock() error {
-	return f.lockFileEx(windows.LOCKFILE_EXCLUSIVE_LOCK | windows.LOCKFILE_FAIL_IMMEDIATELY)
+// tryLock takes the byte-range lock without waiting.
+func (f sysFile) tryLock(m lockMode) error {
+	return f.lockFileEx(lockFlags[m] | windows.LOCKFILE_FAIL_IMMEDIATELY)
 }
+
+var lockFlags = [...]uint32{exclusive: windows.LOCKFILE_EXCLUSIVE_LOCK, shared: 0}
 
 // testLock tells whether someone else holds a lock on the file, taking a
 // lock for a moment to find out: Windows has no call that only asks.
@@ -103,8 +105,8 @@ func (f sysFile) testLock() (lockState, error) {
 // heldHere reports a lock of this process's that the kernel would not
 // refuse to another lock object: LockFileEx locks belong to the handle, so
 // there is none.
-func heldHere(path string, followSymlinks bool, read func(sysFile) string) (holder string, held bool) {
-	return "", false
+func heldHere(path string, followSymlinks bool, read func(sysFile) string) (string, lockState) {
+	return "", free
 }
 
 // lendFile runs fn with an *os.File of its own on the locked file: a
@@ -119,10 +121,10 @@ func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
 	return fn(file)
 }
 
-// waitLock takes the exclusive lock, blocking in the kernel until it is
-// free. The handle is opened for synchronous I/O, so LockFileEx returns
-// only once the lock is held.
-func (f sysFile) waitLock() error { return f.lockFileEx(windows.LOCKFILE_EXCLUSIVE_LOCK) }
+// waitLock takes the lock, blocking in the kernel until it is free. The
+// handle is opened for synchronous I/O, so LockFileEx returns only once
+// the lock is held.
+func (f sysFile) waitLock(m lockMode) error { return f.lockFileEx(lockFlags[m]) }
 
 func (f sysFile) unlock() error {
 	return windows.UnlockFileEx(f.h, 0, lockLength, 0, &windows.Overlapped{Offset: lockOffset})

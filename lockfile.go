@@ -81,8 +81,11 @@ type LockError struct {
 	// surrounding white space removed: what the holder wrote if it is a
 	// LockFile, such as "1234;web-1". A holder that writes nothing leaves
 	// whatever an earlier holder wrote, so Holder can name a process that
-	// is gone; it is empty when the file is empty.
+	// is gone; it is empty when the file is empty, and when Shared is set.
 	Holder string
+	// Shared reports that the lock is held by shared holders ([NewShared]),
+	// who write nothing.
+	Shared bool
 	// Err is ErrLocked, or an error that wraps ErrLocked together with
 	// the reason a wait ended, such as context.DeadlineExceeded.
 	Err error
@@ -91,7 +94,10 @@ type LockError struct {
 // Error names the path and, when known, the holder.
 func (e *LockError) Error() string {
 	msg := fmt.Sprintf("lockfile: cannot lock %s: %v", e.Path, e.Err)
-	if e.Holder != "" {
+	switch {
+	case e.Shared:
+		msg += " (held shared)"
+	case e.Holder != "":
 		msg += fmt.Sprintf(" (held by %q)", e.Holder)
 	}
 	return msg
@@ -126,7 +132,8 @@ type config struct {
 	perm           fs.FileMode
 	onLock         func(*os.File) error
 	followSymlinks bool
-	err            error // the first invalid option
+	mode           lockMode // set by NewShared and AcquireShared, not by an option
+	err            error    // the first invalid option
 }
 
 // defaultTemplate is what New writes without WithContentTemplate. It is
@@ -136,6 +143,9 @@ var defaultTemplate, _ = parseTemplate("{pid}")
 // defaultConfig is the configuration without options, shared so that taking
 // a lock without options allocates none. It is never changed.
 var defaultConfig = config{perm: 0o644}
+
+// defaultSharedConfig is defaultConfig for a shared lock.
+var defaultSharedConfig = config{perm: 0o644, mode: shared}
 
 func newConfig(opts []Option) (*config, error) {
 	if len(opts) == 0 {

@@ -61,7 +61,7 @@ func assertFree(t *testing.T, path string) {
 // opening and closing the file anew would drop the lock.
 func readFile(t *testing.T, path string) string {
 	t.Helper()
-	if content, held := heldHere(path, true, readAll); held {
+	if content, state := heldHere(path, true, readAll); state == heldExclusive {
 		return content
 	}
 	data, err := os.ReadFile(path)

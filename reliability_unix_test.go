@@ -214,8 +214,8 @@ func TestSoak(t *testing.T) {
 			if _, err := New(heldPath); !errors.Is(err, ErrLocked) {
 				t.Fatalf("cycle %d: New on a held lock: %v", i, err)
 			}
-			if holder, held, err := Holder(heldPath); err != nil || !held || holder != other.Content() {
-				t.Fatalf("cycle %d: Holder = %q, %v, %v", i, holder, held, err)
+			if st, err := Holder(heldPath); err != nil || !st.Held || st.Holder != other.Content() {
+				t.Fatalf("cycle %d: Holder = %+v, %v", i, st, err)
 			}
 			l, err = New(path)
 		}

@@ -113,6 +113,21 @@ func newSimpleConfig(opts []Option) (*config, error) {
 	return c, err
 }
 
+func newSharedConfig(opts []Option) (*config, error) {
+	c, err := newConfig(opts)
+	switch {
+	case err != nil:
+		return nil, err
+	case c.template != nil:
+		return nil, &OptionError{Option: "WithContentTemplate", Value: strconv.Quote(c.template.source),
+			Reason: "a shared lock writes no content"}
+	case c == &defaultConfig:
+		return &defaultSharedConfig, nil
+	}
+	c.mode = shared
+	return c, nil
+}
+
 // newLockFile returns a LockFile, not yet held, with its content rendered,
 // so that a failing host name lookup is reported before the file is touched.
 func newLockFile(path string, opts []Option) (*LockFile, *config, error) {
@@ -166,14 +181,14 @@ func release(f sysFile, path string) error {
 // lock it, it closes it. A lock that this process holds is found before
 // the file is opened, where the kernel cannot tell lock objects apart.
 func lockNow(path string, c *config) (sysFile, error) {
-	if holder, held := heldHere(path, c.followSymlinks, readHolder); held {
-		return sysFile{}, &LockError{Path: path, Holder: holder, Err: ErrLocked}
+	if holder, state := heldHere(path, c.followSymlinks, readHolder); state.excludes(c.mode) {
+		return sysFile{}, &LockError{Path: path, Holder: holder, Shared: state == heldShared, Err: ErrLocked}
 	}
 	f, err := openLockFile(path, c)
 	if err != nil {
 		return sysFile{}, err
 	}
-	if err := f.tryLock(); err != nil {
+	if err := f.tryLock(c.mode); err != nil {
 		return sysFile{}, lockFailed(f, path, err)
 	}
 	return f, nil
@@ -214,9 +229,18 @@ var errRemoved = errors.New("the file locked at this path has been removed, time
 func lockFailed(f sysFile, path string, err error) error {
 	defer f.close()
 	if errors.Is(err, ErrLocked) {
-		return &LockError{Path: path, Holder: readHolder(f), Err: err}
+		return describeHolder(f, path, err)
 	}
 	return &fs.PathError{Op: "lock", Path: path, Err: err}
+}
+
+// describeHolder returns the LockError for a lock refused with err, naming
+// the holder as seen through f.
+func describeHolder(f sysFile, path string, err error) *LockError {
+	if state, _ := f.testLock(); state == heldShared {
+		return &LockError{Path: path, Shared: true, Err: err}
+	}
+	return &LockError{Path: path, Holder: readHolder(f), Err: err}
 }
 
 // openLockFile opens an existing file without O_CREATE first, as
@@ -226,18 +250,22 @@ func lockFailed(f sysFile, path string, err error) error {
 // O_EXCL on creation keeps that true even when two processes race to create.
 // Neither open truncates: the holder's content must survive a refused try.
 func openLockFile(path string, c *config) (sysFile, error) {
-	createFlag := os.O_RDWR | os.O_CREATE | os.O_EXCL
+	access := os.O_RDWR
+	if c.mode == shared {
+		access = os.O_RDONLY // a shared lock writes nothing
+	}
+	createFlag := access | os.O_CREATE | os.O_EXCL
 	if c.followSymlinks {
 		// O_EXCL never follows a link, so it would refuse a link to a
 		// file that does not exist yet.
-		createFlag = os.O_RDWR | os.O_CREATE
+		createFlag = access | os.O_CREATE
 	}
 	var (
 		f   sysFile
 		err error
 	)
 	for range 8 {
-		f, err = openFile(path, os.O_RDWR, 0, c.followSymlinks)
+		f, err = openFile(path, access, 0, c.followSymlinks)
 		if !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
