@@ -12,29 +12,28 @@ import (
 
 // AcquireSimple takes the lock as [NewSimple] does, but if it is held it
 // waits until the holder releases it or ctx is done, whichever comes first.
-//
 // The wait is a blocking lock call in the kernel, so the lock changes hands
-// as soon as the holder releases it, without polling. If ctx ends first, the
-// error is a [*LockError] naming the holder at that moment, for which both
-// errors.Is(err, ErrLocked) and errors.Is(err, ctx.Err()) hold. It returns
-// then even if the kernel call never does, as on a hung network mount.
+// as soon as it is released, without polling.
 //
-// However many calls give up waiting, a process keeps at most one thread
-// and one descriptor blocked in the kernel for each lock file (each
-// spelling of its path, to be exact: a hard link or a path through a
-// symbolic link to a directory counts as another); both are
-// gone once the lock is released.
+// If ctx ends first, the error is a [*LockError] naming the holder at that
+// moment, for which errors.Is(err, ErrLocked) and errors.Is(err, ctx.Err())
+// hold. AcquireSimple returns then even if the kernel call never does, as
+// on a hung network mount; a process keeps at most one thread and one
+// descriptor waiting in the kernel for each lock file, however many calls
+// give up.
 //
-// Because a waiter opens the file before it waits, the path may name a new
-// file by the time the old one is unlocked (someone removed the lock file
-// and someone else created and locked a new one). The lock is returned only
-// if the locked file is still the one at the path; otherwise the wait starts
-// over on the new file.
+// Once locked, the file is checked to be still the one at the path (see
+// [Deleting a lock file]); if not, the wait starts over on the new file.
 func AcquireSimple(ctx context.Context, path string, opts ...Option) (*SimpleLockFile, error) {
 	c, err := newSimpleConfig(opts)
 	if err != nil {
 		return nil, err
 	}
+	return acquireSimple(ctx, path, c)
+}
+
+// acquireSimple takes a lock that writes no content, waiting while it is held.
+func acquireSimple(ctx context.Context, path string, c *config) (*SimpleLockFile, error) {
 	f, st, err := lockWait(ctx, path, c)
 	if err != nil {
 		return nil, err

@@ -24,7 +24,7 @@ const zcPrelude = "import fcntl\nfcntl.flock = fcntl.lockf\n"
 
 // lockfEnv makes the test binary a stand-in for util-linux flock(1) built
 // on POSIX record locks, which flock(1) has no mode for. It takes the
-// options the tests use: [-n|--nonblock] [-E|--conflict-exit-code N] PATH
+// options the tests use: [-n|--nonblock] [-s|--shared] [-E|--conflict-exit-code N] PATH
 // COMMAND [ARG...].
 const lockfEnv = "LOCKFILE_TEST_LOCKF"
 
@@ -51,11 +51,13 @@ func init() {
 
 // runLockf is the stand-in's main.
 func runLockf(args []string) int {
-	cmd, conflict := unix.F_SETLKW, 1
+	cmd, typ, conflict := unix.F_SETLKW, int16(unix.F_WRLCK), 1
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
 		switch opt := args[0]; opt {
 		case "-n", "--nonblock":
 			cmd = unix.F_SETLK
+		case "-s", "--shared":
+			typ = unix.F_RDLCK
 		case "-E", "--conflict-exit-code":
 			args = args[1:]
 			conflict, _ = strconv.Atoi(args[0])
@@ -67,7 +69,7 @@ func runLockf(args []string) int {
 		fmt.Fprintln(os.Stderr, "lockf:", err)
 		return 1
 	}
-	lk := unix.Flock_t{Type: unix.F_WRLCK}
+	lk := unix.Flock_t{Type: typ}
 	for {
 		err = unix.FcntlFlock(uintptr(fd), cmd, &lk)
 		if err != unix.EINTR {

@@ -91,8 +91,25 @@ func runHelper(mode string, args []string) int {
 		case err == nil:
 			report("ok %s", l.Content())
 			l.Close()
+		case errors.As(err, &lockErr) && lockErr.Shared:
+			report("shared")
 		case errors.As(err, &lockErr) && errors.Is(err, ErrLocked):
 			report("locked %s", lockErr.Holder)
+		default:
+			report("error %v", err)
+			return 1
+		}
+		return 0
+	case "shared": // path: hold a shared lock until stdin closes
+		l, err := NewShared(args[0])
+		var lockErr *LockError
+		switch {
+		case err == nil:
+			report("locked")
+			waitForStdinEOF()
+			l.Close()
+		case errors.As(err, &lockErr) && errors.Is(err, ErrLocked):
+			report("refused %s", lockErr.Holder)
 		default:
 			report("error %v", err)
 			return 1

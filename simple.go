@@ -31,45 +31,32 @@ type LockFile struct {
 	room [80]byte
 }
 
-// NewSimple takes an exclusive lock on the file at path, creating the file if
-// it does not exist, and returns at once. If someone else holds the lock, the
-// error is a [*LockError] for which errors.Is(err, ErrLocked) holds.
+// NewSimple takes an exclusive lock on the file at path, creating the file
+// if it does not exist, and returns at once. If someone else holds the
+// lock, the error is a [*LockError] for which errors.Is(err, ErrLocked)
+// holds; other errors wrap the system's, as [os.OpenFile]'s do.
 //
-// Other failures wrap the operating system's error, so errors.Is(err,
-// fs.ErrNotExist) and errors.Is(err, fs.ErrPermission) work. The file is
-// never truncated or written by NewSimple itself; a hook set with
-// [WithOnLock] runs once the lock is held.
-//
-// NewSimple is the bare cycle: an open and a lock, and at Close an unlock
-// and a close, the calls flock(1) makes. As flock(1) and zc.lockfile do, it
-// locks whatever the path opens for reading and writing, a device or a
-// named pipe included: it writes nothing, so it has no cause to refuse
-// one. Anything that writes, [New] or a hook, refuses all but a regular
-// file with [ErrNotRegular].
-//
-// Nor does it look at the file again once locked. If another program
-// deletes the lock file and then releases its lock at the very moment
-// between NewSimple's open and its lock, NewSimple locks the deleted file,
-// and a newcomer can lock a new file at the path beside it. [New],
-// [AcquireSimple], [Acquire] and NewSimple with a hook look at the file
-// they locked (they must, to write into it, or may as well) and start over
-// if it has been removed. No lock file, looked at or not, survives being
-// deleted while someone holds it: never delete a lock file that anyone may
-// lock.
+// NewSimple writes nothing into the file; a [WithOnLock] hook may. It locks
+// whatever the path opens, and does not look at the file again once it is
+// locked (see [Deleting a lock file]).
 func NewSimple(path string, opts ...Option) (*SimpleLockFile, error) {
 	c, err := newSimpleConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	var (
-		f  sysFile
-		st fileStat
-	)
+	return lockSimple(path, c)
+}
+
+// lockSimple takes a lock that writes no content, without waiting.
+func lockSimple(path string, c *config) (*SimpleLockFile, error) {
 	if c.onLock == nil {
-		f, err = lockNow(path, c)
-	} else {
-		f, st, err = lockNowAndLook(path, c) // the hook may write
+		f, err := lockNow(path, c)
+		if err != nil {
+			return nil, err
+		}
+		return &SimpleLockFile{path: path, f: f, held: true}, nil
 	}
+	f, st, err := lockNowAndLook(path, c) // the hook may write
 	if err != nil {
 		return nil, err
 	}
