@@ -290,3 +290,13 @@ func holdInHelper(t *testing.T, path, template string) (*helper, string) {
 	h := startHelper(t, "hold", path, template)
 	return h, h.expect(t, "locked")
 }
+
+// tryInHelper reports what New says in another process: "locked" and the
+// holder, or "ok".
+func tryInHelper(t *testing.T, path string) (verb, rest string) {
+	t.Helper()
+	h := startHelper(t, "try", path)
+	verb, rest = h.next(t)
+	h.finish(t)
+	return verb, rest
+}

@@ -70,15 +70,6 @@ func TestAttemptsInTheHoldingProcessKeepTheLock(t *testing.T) {
 	}
 }
 
-// tryInHelper reports what New says in another process: "locked" and the
-// holder, or "ok".
-func tryInHelper(t *testing.T, path string) (verb, rest string) {
-	t.Helper()
-	h := startHelper(t, "try", path)
-	verb, rest = h.next(t)
-	h.finish(t)
-	return verb, rest
-}
 
 // A hook's file is not the lock's: using it, and the end of the hook,
 // leave the lock held.
