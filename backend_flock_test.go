@@ -23,4 +23,3 @@ func flockCommand(t *testing.T) string {
 	}
 	return flock
 }
-

@@ -70,7 +70,6 @@ func TestAttemptsInTheHoldingProcessKeepTheLock(t *testing.T) {
 	}
 }
 
-
 // A hook's file is not the lock's: using it, and the end of the hook,
 // leave the lock held.
 func TestHookFileLeavesTheLockHeld(t *testing.T) {
