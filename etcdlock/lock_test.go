@@ -749,3 +749,50 @@ func TestOneRenewer(t *testing.T) {
 		t.Errorf("%v keep-alive streams opened, want at most 1", streams)
 	}
 }
+
+// TestWaiterAheadGivesUp has a waiter give up while another waits behind
+// it, watching its key: the one behind must go on waiting for the holder,
+// not take the lock when the key it watched goes.
+func TestWaiterAheadGivesUp(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	holder, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aheadCtx, giveUp := context.WithCancel(ctx)
+	ahead := make(chan error)
+	go func() {
+		_, err := Acquire(aheadCtx, c, key)
+		ahead <- err
+	}()
+	waitFor(t, "the first waiter to queue", func() bool { return keyCount(t, c, key) == 2 })
+	got := make(chan *Lock)
+	go func() {
+		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		l, err := Acquire(waitCtx, c, key)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	waitFor(t, "the second waiter to queue", func() bool { return keyCount(t, c, key) == 3 })
+	giveUp()
+	if err := <-ahead; !errors.Is(err, context.Canceled) {
+		t.Errorf("first waiter: %v, want Canceled", err)
+	}
+	select {
+	case <-got:
+		t.Fatal("the second waiter took the lock while it was held")
+	case <-time.After(200 * time.Millisecond):
+	}
+	assertKeys(t, c, key, 2)
+	if err := holder.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l := <-got; l != nil {
+		l.Close()
+	}
+}
