@@ -213,10 +213,10 @@ func (l *Lock) IsOwner() clientv3.Cmp {
 func (l *Lock) Lost() <-chan struct{} { return l.lost }
 
 // Close releases the lock: it stops renewing the lease and revokes it,
-// which deletes the key, trying while etcd fails for at most the TTL, after
-// which the lease has expired anyway. If the lock had been lost, Close
-// returns an error wrapping [ErrLost] at once. Closing a closed Lock
-// returns nil.
+// which deletes the key. While etcd fails, it tries again for at most the
+// TTL, by when the lease has expired, and then returns the error. If the
+// lock had been lost, Close returns an error wrapping [ErrLost] at once.
+// Closing a closed Lock returns nil.
 func (l *Lock) Close() error {
 	l.mu.Lock()
 	if l.released {

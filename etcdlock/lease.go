@@ -132,7 +132,7 @@ func (l *lease) release() error {
 
 // revokeTry bounds one try of release, and courtesyTimeout the calls that
 // must not keep a caller waiting on an unresponsive cluster: a background
-// revocation, and the look-up of the holder when a wait has ended.
+// revocation, and the deletion of an abandoned attempt's key.
 const (
 	revokeTry       = time.Second
 	courtesyTimeout = time.Second
