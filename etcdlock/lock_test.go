@@ -730,7 +730,7 @@ func TestOneRenewer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	const ttl, window = 3 * time.Second, 6 * time.Second
+	const ttl, window = 3 * time.Second, 3 * time.Second
 	l, err := New(context.Background(), c, testKey(t), WithTTL(ttl))
 	if err != nil {
 		t.Fatal(err)
