@@ -5,35 +5,35 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 )
 
 // AcquireSimple takes the lock as [NewSimple] does, but if it is held it
 // waits until the holder releases it or ctx is done, whichever comes first.
-//
 // The wait is a blocking lock call in the kernel, so the lock changes hands
-// as soon as the holder releases it, without polling. If ctx ends first, the
-// error is a [*LockError] naming the holder at that moment, for which both
-// errors.Is(err, ErrLocked) and errors.Is(err, ctx.Err()) hold. It returns
-// then even if the kernel call never does, as on a hung network mount.
+// as soon as it is released, without polling.
 //
-// However many calls give up waiting, a process keeps at most one thread
-// and one descriptor blocked in the kernel for each lock file (each
-// spelling of its path, to be exact: a hard link or a path through a
-// symbolic link to a directory counts as another); both are
-// gone once the lock is released.
+// If ctx ends first, the error is a [*LockError] naming the holder at that
+// moment, for which errors.Is(err, ErrLocked) and errors.Is(err, ctx.Err())
+// hold. AcquireSimple returns then even if the kernel call never does, as
+// on a hung network mount; a process keeps at most one thread and one
+// descriptor waiting in the kernel for each lock file, however many calls
+// give up.
 //
-// Because a waiter opens the file before it waits, the path may name a new
-// file by the time the old one is unlocked (someone removed the lock file
-// and someone else created and locked a new one). The lock is returned only
-// if the locked file is still the one at the path; otherwise the wait starts
-// over on the new file.
+// Once locked, the file is checked to be still the one at the path (see
+// [Deleting a lock file]); if not, the wait starts over on the new file.
 func AcquireSimple(ctx context.Context, path string, opts ...Option) (*SimpleLockFile, error) {
 	c, err := newSimpleConfig(opts)
 	if err != nil {
 		return nil, err
 	}
+	return acquireSimple(ctx, path, c)
+}
+
+// acquireSimple takes a lock that writes no content, waiting while it is held.
+func acquireSimple(ctx context.Context, path string, c *config) (*SimpleLockFile, error) {
 	f, st, err := lockWait(ctx, path, c)
 	if err != nil {
 		return nil, err
@@ -66,23 +66,18 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error
 // and describes the locked file.
 func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, error) {
 	for {
-		probe, st, opened, err := tryLockFile(path, c, true)
-		switch {
-		case err == nil:
-			return probe, st, nil
-		case !opened:
-			return sysFile{}, fileStat{}, err
-		case !errors.Is(err, ErrLocked):
-			return sysFile{}, fileStat{}, lockFailed(probe, path, err)
+		f, st, err := lockNowAndLook(path, c)
+		if !errors.Is(err, ErrLocked) {
+			return f, st, err
 		}
-		waitedFor, err := probe.stat()
+		if ctx.Err() != nil {
+			return sysFile{}, fileStat{}, gaveUp(ctx, path, c)
+		}
+		waitFor, err := statPath(path, c.followSymlinks)
 		if err != nil {
-			return sysFile{}, fileStat{}, lockFailed(probe, path, err)
+			continue // removed since: lock the file there now
 		}
-		locked, ok, err := waitFor(ctx, path, probe, waitedFor, c)
-		if !ok || locked != probe {
-			probe.close()
-		}
+		locked, ok, err := waitUntilLocked(ctx, path, waitFor, c)
 		if err != nil {
 			return sysFile{}, fileStat{}, err
 		}
@@ -101,26 +96,31 @@ func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, e
 	}
 }
 
-// waitFor waits until the file described by st, which probe has open, is
-// locked for this caller, or ctx is done. It returns the locked file (probe
-// itself, or the waiter's) and true, or false if the caller should try again.
-func waitFor(ctx context.Context, path string, probe sysFile, st fileStat, c *config) (sysFile, bool, error) {
-	gaveUp := func() error {
-		// The holder is read through probe: on Windows, a read through the
-		// waiter's handle would queue behind its blocked lock call.
-		return &LockError{Path: path, Holder: readHolder(probe),
-			Err: fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err())}
+// gaveUp describes a wait that ctx ended, naming the holder at that
+// moment, read through a descriptor of its own: on Windows, a read through
+// a handle blocked in a lock call would queue behind it.
+func gaveUp(ctx context.Context, path string, c *config) error {
+	err := fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err())
+	if holder, state := heldHere(path, c.followSymlinks, readHolder); state != free {
+		return &LockError{Path: path, Holder: holder, Shared: state == heldShared, Err: err}
 	}
-	switch {
-	case ctx.Err() != nil:
-		return sysFile{}, false, gaveUp()
-	case ctx.Done() == nil:
+	f, openErr := openFile(path, os.O_RDONLY, 0, c.followSymlinks)
+	if openErr != nil {
+		return &LockError{Path: path, Err: err}
+	}
+	defer f.close()
+	return describeHolder(f, path, err)
+}
+
+// waitUntilLocked waits until the file described by target is locked for
+// this caller, or ctx is done. It returns the locked file and true, or
+// false if the caller should try again: the lock went to another caller of
+// this process, or the path names another file now.
+func waitUntilLocked(ctx context.Context, path string, target fileStat, c *config) (sysFile, bool, error) {
+	if ctx.Done() == nil {
 		// Nothing can end this wait, so it may block in this goroutine's
 		// own thread; no other caller will be left waiting on it.
-		if err := probe.waitLock(); err != nil {
-			return sysFile{}, false, &fs.PathError{Op: "lock", Path: path, Err: err}
-		}
-		return probe, true, nil
+		return waitHere(path, target, c)
 	}
 	// Waiters are found by absolute path, so that a relative one means the
 	// same file after a change of directory. Only a real wait needs it,
@@ -129,20 +129,55 @@ func waitFor(ctx context.Context, path string, probe sysFile, st fileStat, c *co
 	if err != nil {
 		return sysFile{}, false, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	w := joinWaiter(key, path, st, c)
+	if c.mode == shared {
+		key = "shared:" + key // a waiter waits for one kind of lock
+	}
+	w := joinWaiter(key, path, target, c)
 	select {
 	case locked := <-w.handoff:
 		return locked, true, nil
 	case <-w.done:
 		if w.err != nil {
-			return sysFile{}, false, &fs.PathError{Op: "lock", Path: path, Err: w.err}
+			return sysFile{}, false, w.err
 		}
 		// The lock went to another caller, or was free for a moment
 		// while no one was receiving, or the path names another file.
 		return sysFile{}, false, nil
 	case <-ctx.Done():
-		return sysFile{}, false, gaveUp()
+		return sysFile{}, false, gaveUp(ctx, path, c)
 	}
+}
+
+// waitHere opens the file at path and waits for its lock in this goroutine.
+func waitHere(path string, target fileStat, c *config) (sysFile, bool, error) {
+	f, err := openTarget(path, target, c)
+	if err != nil || f == nil {
+		return sysFile{}, false, err
+	}
+	if err := f.waitLock(c.mode); err != nil {
+		f.close()
+		return sysFile{}, false, &fs.PathError{Op: "lock", Path: path, Err: err}
+	}
+	return *f, true, nil
+}
+
+// openTarget opens the file at path if it is still the one described by
+// target, and returns nil if the path names another file now.
+func openTarget(path string, target fileStat, c *config) (*sysFile, error) {
+	f, err := openLockFile(path, c)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.stat()
+	if err != nil {
+		f.close()
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if !st.sameFile(target) {
+		f.close()
+		return nil, nil
+	}
+	return &f, nil
 }
 
 // A waiter is the one blocking lock call that this process makes on one lock
@@ -154,7 +189,7 @@ type waiter struct {
 	file    fileStat      // the file waited for
 	handoff chan sysFile  // unbuffered: only a caller receiving now gets the lock
 	done    chan struct{} // closed when the waiter has finished
-	err     error         // why the blocking call failed, set before done closes
+	err     error         // why the wait failed, set before done closes
 }
 
 var waiters = struct {
@@ -179,22 +214,15 @@ func joinWaiter(key, path string, file fileStat, c *config) *waiter {
 	return w
 }
 
-// wait blocks on a descriptor of its own, so that callers keep theirs free
-// for reading the holder and can give up without touching it.
+// wait blocks on a descriptor of its own, so that callers can give up
+// without touching it.
 func (w *waiter) wait(key, path string, c *config) {
 	defer close(w.done)
-	f, err := openLockFile(path, c)
-	opened := err == nil
-	if opened {
-		if st, statErr := f.stat(); statErr != nil || !st.sameFile(w.file) {
+	f, err := openTarget(path, w.file, c)
+	if err == nil && f != nil {
+		if lockErr := f.waitLock(c.mode); lockErr != nil {
 			f.close()
-			opened, err = false, statErr // moved: callers start over
-		}
-	}
-	if opened {
-		if err = f.waitLock(); err != nil {
-			f.close()
-			opened = false
+			f, err = nil, &fs.PathError{Op: "lock", Path: path, Err: lockErr}
 		}
 	}
 	waiters.Lock()
@@ -203,12 +231,12 @@ func (w *waiter) wait(key, path string, c *config) {
 	}
 	waiters.Unlock()
 	w.err = err
-	if !opened {
+	if f == nil {
 		return
 	}
 	select {
-	case w.handoff <- f:
+	case w.handoff <- *f:
 	default:
-		release(f, path) // everyone who waited has given up
+		release(*f, path) // everyone who waited has given up
 	}
 }

@@ -69,7 +69,7 @@ func TestFileSystemThatCannotLock(t *testing.T) {
 	for _, errno := range []unix.Errno{unix.ENOLCK, unix.ENOTSUP, unix.ENOSYS} {
 		t.Run(errno.Error(), func(t *testing.T) {
 			path := tempLockPath(t)
-			err := newWhileFailing(t, unix.SYS_FLOCK, errno, path)
+			err := newWhileFailing(t, lockSyscall(), errno, path)
 			if !errors.Is(err, ErrUnsupported) || !errors.Is(err, errno) || errors.Is(err, ErrLocked) {
 				t.Fatalf("New on a file system answering %v: %v, want ErrUnsupported wrapping it", errno, err)
 			}
@@ -201,7 +201,7 @@ func threadsBlockedInLock(t *testing.T) int {
 		if err != nil {
 			continue // the thread has exited
 		}
-		if nr, _, _ := strings.Cut(string(data), " "); nr == strconv.Itoa(unix.SYS_FLOCK) {
+		if nr, _, _ := strings.Cut(string(data), " "); nr == strconv.Itoa(int(lockSyscall())) {
 			blocked++
 		}
 	}
@@ -248,4 +248,12 @@ func TestStatxRefusedFallsBackToFstat(t *testing.T) {
 	if got := readFile(t, path); got != " the-holder\n" {
 		t.Fatalf("file holds %q", got)
 	}
+}
+
+// lockSyscall is the system call that takes and waits for locks.
+func lockSyscall() uintptr {
+	if recordLocks {
+		return unix.SYS_FCNTL
+	}
+	return unix.SYS_FLOCK
 }

@@ -140,6 +140,27 @@ func ExampleLock_Token() {
 	// first holder's Close: true
 }
 
+// A write into etcd itself is fenced in the transaction that makes it: it
+// takes effect only while the lock is held.
+func ExampleLock_IsOwner() {
+	client := connect()
+	defer client.Close()
+	ctx := context.Background()
+	lock, err := etcdlock.New(ctx, client, "/locks/config")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer lock.Close()
+
+	resp, err := client.Txn(ctx).If(lock.IsOwner()).Then(clientv3.OpPut("/config/version", "42")).Commit()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("written under the lock:", resp.Succeeded)
+	// Output:
+	// written under the lock: true
+}
+
 // fencedStore stands for a database or a storage service that checks
 // fencing tokens.
 type fencedStore struct {

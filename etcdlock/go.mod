@@ -3,7 +3,7 @@ module github.com/golockfile/lockfile/etcdlock
 go 1.26.0
 
 require (
-	github.com/golockfile/lockfile v0.0.0
+	github.com/golockfile/lockfile v0.1.0
 	go.etcd.io/etcd/api/v3 v3.7.3
 	go.etcd.io/etcd/client/v3 v3.7.3
 	go.uber.org/zap v1.27.1
@@ -24,5 +24,3 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260803160001-6ac0973c030d // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
 )
-
-replace github.com/golockfile/lockfile => ../

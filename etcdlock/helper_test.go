@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -63,17 +64,18 @@ func runHelper(mode string, args []string) int {
 			return 1
 		}
 		return 0
-	case "cycle": // endpoints key ttl hold resource
+	case "cycle": // endpoints key ttl minHold maxHold resource
 		ttl, _ := time.ParseDuration(args[2])
-		hold, _ := time.ParseDuration(args[3])
-		return cycle(client, args[1], ttl, hold, resource(args[4]), stdinClosed, report)
+		minHold, _ := time.ParseDuration(args[3])
+		maxHold, _ := time.ParseDuration(args[4])
+		return cycle(client, args[1], ttl, minHold, maxHold, resource(args[5]), stdinClosed, report)
 	}
 	report("error unknown helper %q", mode)
 	return 2
 }
 
-// cycle takes the lock, works under it and releases it, over and over,
-// until stop is closed. Each round reports
+// cycle takes the lock, works under it for minHold to maxHold and releases
+// it, over and over, until stop is closed. Each round reports
 //
 //	held token acquiredAt releasedAt lost overlaps stale
 //
@@ -82,13 +84,14 @@ func runHelper(mode string, args []string) int {
 // the holder checks its token against the resource and marks the resource
 // occupied, and on exit it checks that no one else came in meanwhile. A
 // holder stops its work as soon as Lost is closed, as the package asks.
-func cycle(client *clientv3.Client, key string, ttl, hold time.Duration, res resource, stop <-chan struct{}, report func(string, ...any)) int {
+func cycle(client *clientv3.Client, key string, ttl, minHold, maxHold time.Duration, res resource, stop <-chan struct{}, report func(string, ...any)) int {
 	for {
 		select {
 		case <-stop:
 			return 0
 		default:
 		}
+		hold := minHold + rand.N(maxHold-minHold+1)
 		if code, done := round(client, key, ttl, hold, res, stop, report); done {
 			return code
 		}

@@ -9,12 +9,14 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/golockfile/lockfile"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -161,13 +163,13 @@ func TestAcquireTimeoutNamesHolderAndCleansUp(t *testing.T) {
 	waitFor(t, "the holder's lease to go", func() bool { return len(newLeases(t, c, leasesBefore)) == 0 })
 }
 
-// TestCancelledGrantsLeaveNoLease ends Acquires while etcd may be granting
-// their leases: a lease granted after the context ended is still revoked.
-func TestCancelledGrantsLeaveNoLease(t *testing.T) {
+// TestCancelledAttemptsLeaveNoKeys ends Acquires at every step of an
+// attempt, the grant and the put of the key included: a key put by a call
+// that ctx cancelled on its way goes with its lease all the same.
+func TestCancelledAttemptsLeaveNoKeys(t *testing.T) {
 	c := testClient(t)
 	ctx := context.Background()
 	key := testKey(t)
-	before := leaseIDs(t, c)
 	l, err := New(ctx, c, key)
 	if err != nil {
 		t.Fatal(err)
@@ -181,55 +183,56 @@ func TestCancelledGrantsLeaveNoLease(t *testing.T) {
 			t.Fatalf("Acquire: %v, want DeadlineExceeded", err)
 		}
 	}
-	waitFor(t, "the waiters' leases to go", func() bool { return len(newLeases(t, c, before)) == 1 })
+	waitFor(t, "the waiters' keys to go", func() bool { return keyCount(t, c, key) == 1 })
 }
 
-// TestKeyDeletedBeforeTheMutexLooks deletes a contender's key after it was
-// put and before the Mutex looks for it, as a racing delete could: the
-// Mutex then puts an empty key of its own under the same name. New must not
-// return a Lock whose token and content are not its key's, and Acquire
-// starts over.
-func TestKeyDeletedBeforeTheMutexLooks(t *testing.T) {
+// TestWaiterKeyDeleted deletes a waiter's key while it waits: when the
+// holder releases the lock, the waiter must not take it with a key that is
+// gone, but start over with a new one.
+func TestWaiterKeyDeleted(t *testing.T) {
 	c := testClient(t)
 	ctx := context.Background()
 	key := testKey(t)
-	deletions := 0
-	testHookStarted = func(myKey string) {
-		if deletions++; deletions == 1 {
-			if _, err := c.Delete(ctx, myKey); err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	t.Cleanup(func() { testHookStarted = nil })
-
-	l, err := New(ctx, c, key)
-	if err == nil {
-		l.Close()
-		t.Fatalf("New returned a Lock with token %d although its key was replaced", l.Token())
-	}
-	if !errors.Is(err, errKeyReplaced) {
-		t.Errorf("New: %v, want errKeyReplaced", err)
-	}
-	waitFor(t, "the replaced key to go", func() bool { return keyCount(t, c, key) == 0 })
-
-	deletions = 0
-	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	l, err = Acquire(waitCtx, c, key, WithContentTemplate("mine"))
+	holder, err := New(ctx, c, key)
 	if err != nil {
 		t.Fatal(err)
+	}
+	got := make(chan *Lock)
+	go func() {
+		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		l, err := Acquire(waitCtx, c, key, WithContentTemplate("waiter"))
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	waitFor(t, "the waiter to queue", func() bool { return keyCount(t, c, key) == 2 })
+	resp, err := c.Get(ctx, key+"/", clientv3.WithLastCreate()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	del, err := c.Delete(ctx, string(resp.Kvs[0].Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l := <-got
+	if l == nil {
+		return
 	}
 	defer l.Close()
-	if deletions != 2 {
-		t.Errorf("%d attempts, want 2", deletions)
-	}
-	resp, err := c.Get(ctx, key+"/", clientv3.WithPrefix())
+	resp, err = c.Get(ctx, key+"/", clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.Kvs) != 1 || resp.Kvs[0].CreateRevision != l.Token() || string(resp.Kvs[0].Value) != "mine" {
-		t.Fatalf("keys %v, want one created at %d holding %q", resp.Kvs, l.Token(), "mine")
+	if len(resp.Kvs) != 1 || resp.Kvs[0].CreateRevision != l.Token() || string(resp.Kvs[0].Value) != "waiter" {
+		t.Fatalf("keys %v, want one created at %d holding %q", resp.Kvs, l.Token(), "waiter")
+	}
+	if l.Token() <= del.Header.Revision {
+		t.Errorf("token %d, not after the deletion at %d", l.Token(), del.Header.Revision)
 	}
 	select {
 	case <-l.Lost():
@@ -345,30 +348,37 @@ func TestLostWhenKeyDeleted(t *testing.T) {
 	if err := l.Close(); !errors.Is(err, ErrLost) {
 		t.Errorf("Close after loss: %v, want ErrLost", err)
 	}
-	// The lease, still alive, was revoked by Close.
-	if ids := newLeases(t, c, leasesBefore); len(ids) != 0 {
-		t.Errorf("leases %v left after Close", ids)
-	}
+	// The lease, still alive when the key went, is revoked at the loss.
+	waitFor(t, "the lease to go", func() bool { return len(newLeases(t, c, leasesBefore)) == 0 })
 }
 
-// TestCloseRevokesLeaseLostByClock ends a lease by the package's clock
-// while etcd keeps it, as renewals answered too late do: Close must return
-// at once and still revoke the lease, rather than leave the lock held for
-// the TTL.
-func TestCloseRevokesLeaseLostByClock(t *testing.T) {
+// TestReleasedAtLoss ends a lease by the package's clock while etcd keeps
+// it, as renewals answered too late do: the lease must be revoked at once,
+// before Close, so that the lock does not stay held in etcd, and Close must
+// then report the loss at once.
+func TestReleasedAtLoss(t *testing.T) {
 	c := testClient(t)
 	ctx := context.Background()
 	key := testKey(t)
-	l, err := New(ctx, c, key) // the default TTL, longer than the wait below
+	l, err := New(ctx, c, key) // the default TTL, longer than the waits below
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.keeper.setEnded()
+	l.lease.end() // what the clock does when the lease's time runs out
 	select {
 	case <-l.Lost():
 	case <-time.After(time.Second):
 		t.Fatal("Lost not closed when the lease's time ran out")
 	}
+	lost := time.Now()
+	other := testClient(t)
+	var next *Lock
+	waitFor(t, "another client to take the lock", func() bool {
+		next, err = New(ctx, other, key)
+		return err == nil
+	})
+	t.Logf("lock free %v after Lost closed", time.Since(lost))
+	defer next.Close()
 	start := time.Now()
 	if err := l.Close(); !errors.Is(err, ErrLost) {
 		t.Errorf("Close: %v, want ErrLost", err)
@@ -376,12 +386,7 @@ func TestCloseRevokesLeaseLostByClock(t *testing.T) {
 	if d := time.Since(start); d > 100*time.Millisecond {
 		t.Errorf("Close took %v", d)
 	}
-	waitFor(t, "the lease to be revoked", func() bool { return keyCount(t, c, key) == 0 })
-	next, err := New(ctx, c, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next.Close()
+	assertKeys(t, c, key, 1) // the next holder's
 }
 
 func TestLostClosedByClose(t *testing.T) {
@@ -401,6 +406,7 @@ func TestLostClosedByClose(t *testing.T) {
 }
 
 func TestLostWhenClientCloses(t *testing.T) {
+	needEtcd(t)
 	c, err := newClient(shared.clientURL)
 	if err != nil {
 		t.Fatal(err)
@@ -535,8 +541,8 @@ func TestPassingFailures(t *testing.T) {
 }
 
 // warmUp takes and releases a lock on c, as a long-running service's client
-// has done before: the client starts its keep-alive and watch streams on
-// first use, and treats a lease it renews for the first time differently.
+// has done before: the client connects and starts its watch stream on first
+// use.
 func warmUp(t *testing.T, c *clientv3.Client, key string) {
 	t.Helper()
 	l, err := New(context.Background(), c, key)
@@ -545,5 +551,248 @@ func warmUp(t *testing.T, c *clientv3.Client, key string) {
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLaterOptionReplacesEarlier(t *testing.T) {
+	c := testClient(t)
+	l, err := New(context.Background(), c, testKey(t), WithTTL(time.Millisecond), WithTTL(3*time.Second),
+		WithContentTemplate("{pid"), WithContentTemplate("fixed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.lease.ttl != 3*time.Second || l.Content() != "fixed" {
+		t.Errorf("TTL %v, content %q; want 3s and %q", l.lease.ttl, l.Content(), "fixed")
+	}
+}
+
+// TestMutexInterop takes one lock with etcdlock and with etcd's
+// concurrency.Mutex, each way round: each refuses the other's holder, and
+// a waiter of either gets the lock when the other's holder releases it.
+func TestMutexInterop(t *testing.T) {
+	ctx := context.Background()
+	c := testClient(t)
+	session := func() *concurrency.Session {
+		s, err := concurrency.NewSession(testClient(t), concurrency.WithTTL(5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+
+	t.Run("etcdlock holds", func(t *testing.T) {
+		key := testKey(t)
+		l, err := New(ctx, c, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := concurrency.NewMutex(session(), key).TryLock(ctx); !errors.Is(err, concurrency.ErrLocked) {
+			t.Fatalf("Mutex.TryLock: %v, want ErrLocked", err)
+		}
+		m := concurrency.NewMutex(session(), key)
+		locked := make(chan error)
+		go func() { locked <- m.Lock(ctx) }()
+		waitFor(t, "the Mutex to queue", func() bool { return keyCount(t, c, key) == 2 })
+		select {
+		case err := <-locked:
+			t.Fatalf("Mutex.Lock returned %v while etcdlock held the lock", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-locked; err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("Mutex holds", func(t *testing.T) {
+		key := testKey(t)
+		m := concurrency.NewMutex(session(), key)
+		if err := m.Lock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(ctx, c, key); !errors.Is(err, lockfile.ErrLocked) {
+			t.Fatalf("New: %v, want ErrLocked", err)
+		}
+		got := make(chan *Lock)
+		go func() {
+			waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			l, err := Acquire(waitCtx, c, key)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- l
+		}()
+		waitFor(t, "the waiter to queue", func() bool { return keyCount(t, c, key) == 2 })
+		select {
+		case <-got:
+			t.Fatal("Acquire returned while the Mutex held the lock")
+		case <-time.After(100 * time.Millisecond):
+		}
+		if err := m.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if l := <-got; l != nil {
+			l.Close()
+		}
+	})
+}
+
+// TestIsOwnerFencesTxn writes through a transaction guarded by IsOwner: it
+// succeeds while the lock is held, and fails once the lock was lost and
+// taken by another holder.
+func TestIsOwnerFencesTxn(t *testing.T) {
+	ctx := context.Background()
+	c := testClient(t)
+	key := testKey(t)
+	data := key + "-data"
+	write := func(l *Lock, value string) bool {
+		t.Helper()
+		resp, err := c.Txn(ctx).If(l.IsOwner()).Then(clientv3.OpPut(data, value)).Commit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Succeeded
+	}
+	first, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !write(first, "first") {
+		t.Fatal("the holder's guarded write failed")
+	}
+	if _, err := c.Delete(ctx, key+"/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	<-first.Lost()
+	second, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if write(first, "late") {
+		t.Error("a guarded write of the former holder succeeded")
+	}
+	if !write(second, "second") {
+		t.Error("the new holder's guarded write failed")
+	}
+	resp, err := c.Get(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(resp.Kvs[0].Value); got != "second" {
+		t.Errorf("data %q, want %q", got, "second")
+	}
+	first.Close()
+}
+
+// TestErrorsNamePackageOnce checks the text of a lost lock's Close and of a
+// New that failed: "etcdlock: <op> <key>: <cause>", with one prefix.
+func TestErrorsNamePackageOnce(t *testing.T) {
+	ctx := context.Background()
+	c := testClient(t)
+	key := testKey(t)
+	l, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, key+"/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	<-l.Lost()
+	err = l.Close()
+	if want := "etcdlock: release " + key + ": lock lost while held: its key was deleted"; err == nil || err.Error() != want {
+		t.Errorf("Close: %v, want %q", err, want)
+	}
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = New(cancelled, c, key)
+	if err == nil || !strings.HasPrefix(err.Error(), "etcdlock: lock "+key+": ") || strings.Count(err.Error(), "etcdlock: ") != 1 {
+		t.Errorf("New with a cancelled context: %v, want one prefix %q", err, "etcdlock: lock "+key+": ")
+	}
+}
+
+// TestOneRenewer counts, through etcd's metrics, the renewals of a held
+// lock's lease and the keep-alive streams opened for it: one renewal every
+// third of the TTL on a single stream.
+func TestOneRenewer(t *testing.T) {
+	s := startStoppable(t)
+	c, err := newClient(s.clientURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const ttl, window = 3 * time.Second, 3 * time.Second
+	l, err := New(context.Background(), c, testKey(t), WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewals, streams := metric(t, s, renewedMetric), metric(t, s, streamsMetric)
+	time.Sleep(window)
+	renewals, streams = metric(t, s, renewedMetric)-renewals, metric(t, s, streamsMetric)-streams
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%v renewals on %v keep-alive streams in %v at TTL %v", renewals, streams, window, ttl)
+	if most := float64(window/(ttl/3)) + 1; renewals < 1 || renewals > most {
+		t.Errorf("%v renewals in %v, want 1 to %v", renewals, window, most)
+	}
+	if streams > 1 {
+		t.Errorf("%v keep-alive streams opened, want at most 1", streams)
+	}
+}
+
+// TestWaiterAheadGivesUp has a waiter give up while another waits behind
+// it, watching its key: the one behind must go on waiting for the holder,
+// not take the lock when the key it watched goes.
+func TestWaiterAheadGivesUp(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	holder, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aheadCtx, giveUp := context.WithCancel(ctx)
+	ahead := make(chan error)
+	go func() {
+		_, err := Acquire(aheadCtx, c, key)
+		ahead <- err
+	}()
+	waitFor(t, "the first waiter to queue", func() bool { return keyCount(t, c, key) == 2 })
+	got := make(chan *Lock)
+	go func() {
+		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		l, err := Acquire(waitCtx, c, key)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	waitFor(t, "the second waiter to queue", func() bool { return keyCount(t, c, key) == 3 })
+	giveUp()
+	if err := <-ahead; !errors.Is(err, context.Canceled) {
+		t.Errorf("first waiter: %v, want Canceled", err)
+	}
+	select {
+	case <-got:
+		t.Fatal("the second waiter took the lock while it was held")
+	case <-time.After(200 * time.Millisecond):
+	}
+	assertKeys(t, c, key, 2)
+	if err := holder.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l := <-got; l != nil {
+		l.Close()
 	}
 }

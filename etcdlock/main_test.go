@@ -5,12 +5,15 @@ package etcdlock
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +22,14 @@ import (
 	"go.uber.org/zap"
 )
 
-// The tests run against real etcd servers: /usr/bin/etcd (Debian's
-// etcd-server), or the binary named by $ETCD, started on loopback ports with
-// data directories of their own and stopped afterwards. TestMain starts one
-// server that most tests and the examples share; the cluster test starts
-// three more. Multi-process tests re-execute the test binary with helperEnv
-// set; such a child runs one helper and exits.
+// The tests run against real etcd servers: the etcd named by $ETCD, or
+// else the one on $PATH (Debian's etcd-server), started on loopback ports
+// with data directories of their own and stopped afterwards. TestMain
+// starts one server that most tests and the examples share; some tests
+// start more. Without etcd every test that needs it reports SKIP, and the
+// examples, which cannot skip, are not run. Multi-process tests re-execute
+// the test binary with helperEnv set; such a child runs one helper and
+// exits.
 const (
 	helperEnv     = "ETCDLOCK_TEST_HELPER"
 	helperArgsEnv = "ETCDLOCK_TEST_HELPER_ARGS"
@@ -33,8 +38,11 @@ const (
 	ciEnv = "LOCKFILE_CI"
 )
 
-// shared is the server TestMain starts.
-var shared *etcdServer
+var (
+	etcdBinary string // the etcd the tests run
+	noEtcd     error  // why there is none
+	shared     *etcdServer
+)
 
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
@@ -44,14 +52,17 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	if _, err := exec.LookPath(etcdBinary()); err != nil {
-		// Without etcd no test or example here can run.
-		if os.Getenv(ciEnv) != "" {
-			fmt.Fprintf(os.Stderr, "etcd not found (%v), and %s is set, so the tests cannot be skipped\n", err, ciEnv)
-			return 1
+	etcdBinary, noEtcd = findEtcd()
+	if noEtcd != nil {
+		flag.Parse()
+		if os.Getenv(ciEnv) == "" {
+			skip := "^Example"
+			if s := flag.Lookup("test.skip").Value.String(); s != "" {
+				skip = s + "|" + skip
+			}
+			flag.Set("test.skip", skip)
 		}
-		fmt.Printf("skipping the etcdlock tests: etcd not found (%v); install etcd-server\n", err)
-		return 0
+		return m.Run()
 	}
 	dir, err := os.MkdirTemp(tempRoot(), "etcdlock-test-")
 	if err != nil {
@@ -71,11 +82,32 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
-func etcdBinary() string {
+// findEtcd returns the etcd named by $ETCD, or else the one on $PATH.
+func findEtcd() (string, error) {
 	if b := os.Getenv("ETCD"); b != "" {
-		return b
+		if _, err := exec.LookPath(b); err != nil {
+			return "", fmt.Errorf("$ETCD: %w", err)
+		}
+		return b, nil
 	}
-	return "/usr/bin/etcd"
+	b, err := exec.LookPath("etcd")
+	if err != nil {
+		return "", fmt.Errorf("%w; install etcd-server, or name an etcd binary in $ETCD", err)
+	}
+	return b, nil
+}
+
+// needEtcd skips a test when there is no etcd, unless CI asked for every
+// test.
+func needEtcd(t testing.TB) {
+	t.Helper()
+	if noEtcd == nil {
+		return
+	}
+	if os.Getenv(ciEnv) != "" {
+		t.Fatalf("no etcd: %v (and %s is set, so the test cannot be skipped)", noEtcd, ciEnv)
+	}
+	t.Skipf("no etcd: %v", noEtcd)
 }
 
 // tempRoot puts etcd's data on a memory file system where there is one: its
@@ -99,6 +131,9 @@ type etcdServer struct {
 // startCluster starts n members named prefix-0 … on free loopback ports
 // under dir and waits until they serve requests.
 func startCluster(dir, prefix string, n int) ([]*etcdServer, error) {
+	if noEtcd != nil {
+		return nil, noEtcd
+	}
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		return nil, err
@@ -117,7 +152,7 @@ func startCluster(dir, prefix string, n int) ([]*etcdServer, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.cmd = exec.Command(etcdBinary(),
+		s.cmd = exec.Command(etcdBinary,
 			"--name", s.name,
 			"--data-dir", filepath.Join(dir, s.name),
 			"--listen-client-urls", s.clientURL,
@@ -136,7 +171,7 @@ func startCluster(dir, prefix string, n int) ([]*etcdServer, error) {
 		s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 		if err := s.cmd.Start(); err != nil {
 			logFile.Close()
-			return nil, fmt.Errorf("starting %s: %w", etcdBinary(), err)
+			return nil, fmt.Errorf("starting %s: %w", etcdBinary, err)
 		}
 		logFile.Close()
 		s.exited = make(chan struct{})
@@ -213,6 +248,35 @@ func (s *etcdServer) stop() {
 	<-s.exited
 }
 
+// Counters on a member's /metrics page.
+const (
+	renewedMetric = "etcd_debugging_lease_renewed_total"
+	streamsMetric = `grpc_server_started_total{grpc_method="LeaseKeepAlive",grpc_service="etcdserverpb.Lease",grpc_type="bidi_stream"}`
+)
+
+// metric reads one counter from a member's /metrics page.
+func metric(t testing.TB, s *etcdServer, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(s.clientURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
 // newClient returns a client that logs nothing, for the given endpoints.
 func newClient(endpoints ...string) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
@@ -225,6 +289,7 @@ func newClient(endpoints ...string) (*clientv3.Client, error) {
 // testClient returns a client of the shared server, closed after the test.
 func testClient(t *testing.T) *clientv3.Client {
 	t.Helper()
+	needEtcd(t)
 	c, err := newClient(shared.clientURL)
 	if err != nil {
 		t.Fatal(err)

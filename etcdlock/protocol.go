@@ -1,0 +1,218 @@
+package etcdlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golockfile/lockfile"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// An attempt is a contender: its lease, and its key under the lock's
+// prefix, named as concurrency.Mutex names its own (the prefix and the
+// lease ID in hex), with its content as the value.
+type attempt struct {
+	client        *clientv3.Client
+	key, myKey    string
+	content       string
+	lease         *lease
+	token         int64  // the create revision of myKey
+	holderWhenPut string // the holder at token
+}
+
+// errRetry makes Acquire start over with a new attempt.
+var errRetry = errors.New("the attempt ended before it held the lock")
+
+var (
+	errWaiterLeaseEnded = fmt.Errorf("%w: the waiter's lease ended", errRetry)
+	errWaiterKeyDeleted = fmt.Errorf("%w: the waiter's key was deleted", errRetry)
+	errWatchEnded       = fmt.Errorf("%w: the watch ended", errRetry)
+)
+
+// begin grants the lease of a new attempt.
+func begin(ctx context.Context, client *clientv3.Client, key, content string, ttl time.Duration) (*attempt, error) {
+	l, err := grant(ctx, client, ttl)
+	if err != nil {
+		return nil, fmt.Errorf("granting a lease: %w", err)
+	}
+	return &attempt{client: client, key: key, myKey: fmt.Sprintf("%s/%x", key, l.id), content: content, lease: l}, nil
+}
+
+// try is New's attempt: it puts the contender's key only if no key is
+// under the prefix, so that a refused New leaves nothing behind.
+func (a *attempt) try(ctx context.Context) (*Lock, error) {
+	resp, err := a.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(a.key+"/"), "=", 0).WithPrefix()).
+		Then(clientv3.OpPut(a.myKey, a.content, clientv3.WithLease(a.lease.id))).
+		Else(clientv3.OpGet(a.key+"/", clientv3.WithFirstCreate()...)).
+		Commit()
+	switch {
+	case err != nil:
+		a.abandon(ctx) // the put may have been made
+		return nil, fmt.Errorf("putting the lock key: %w", err)
+	case !resp.Succeeded:
+		a.lease.drop()
+		return nil, &lockfile.LockError{Path: a.key, Holder: holderOf(resp.Responses[0].GetResponseRange().Kvs), Err: lockfile.ErrLocked}
+	}
+	a.token = resp.Header.Revision
+	return a.held(), nil
+}
+
+// queue is Acquire's attempt: it puts the contender's key, and reads the
+// first key under the prefix in the same transaction; unless that is its
+// own, it waits.
+func (a *attempt) queue(ctx context.Context) (*Lock, error) {
+	resp, err := a.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(a.myKey), "=", 0)).
+		Then(clientv3.OpPut(a.myKey, a.content, clientv3.WithLease(a.lease.id)),
+			clientv3.OpGet(a.key+"/", clientv3.WithFirstCreate()...)).
+		Commit()
+	if err == nil && !resp.Succeeded {
+		err = fmt.Errorf("key %s exists already", a.myKey) // a fresh lease's cannot
+	}
+	if err != nil {
+		a.abandon(ctx)
+		return nil, fmt.Errorf("putting the lock key: %w", err)
+	}
+	a.token = resp.Header.Revision
+	kvs := resp.Responses[1].GetResponseRange().Kvs
+	a.holderWhenPut = holderOf(kvs)
+	if kvs[0].CreateRevision == a.token {
+		return a.held(), nil
+	}
+	if err := a.wait(ctx); err != nil {
+		holder := a.abandon(ctx)
+		if ctxErr := doneErr(ctx); ctxErr != nil {
+			return nil, &lockfile.LockError{Path: a.key, Holder: holder,
+				Err: fmt.Errorf("%w; stopped waiting: %w", lockfile.ErrLocked, ctxErr)}
+		}
+		return nil, err
+	}
+	return a.held(), nil
+}
+
+// wait waits until no key created before the contender's is left under
+// the prefix, watching the last of them, as concurrency.Mutex does.
+func (a *attempt) wait(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(a.lease.ended, cancel)()
+	before := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(a.token-1))
+	for {
+		resp, err := a.client.Txn(ctx).Then(clientv3.OpGet(a.myKey), clientv3.OpGet(a.key+"/", before...)).Commit()
+		if err != nil {
+			return a.waitErr(err)
+		}
+		if own := resp.Responses[0].GetResponseRange().Kvs; len(own) == 0 || own[0].CreateRevision != a.token {
+			return errWaiterKeyDeleted
+		}
+		prev := resp.Responses[1].GetResponseRange().Kvs
+		if len(prev) == 0 {
+			return nil
+		}
+		if err := waitDeleted(ctx, a.client, prev[0], resp.Header.Revision); err != nil {
+			return a.waitErr(err)
+		}
+	}
+}
+
+// waitDeleted waits until the key p, seen at revision rev, is deleted. The
+// watch starts at etcd's current revision, where etcd counts it as synced
+// and sends the deletion as it happens; a watch from a past revision, even
+// rev+1 once anything else was written, waits for etcd to catch it up,
+// every 100 ms. If the watch started after rev, the key is looked at
+// again, for a deletion in between.
+func waitDeleted(ctx context.Context, client *clientv3.Client, p *mvccpb.KeyValue, rev int64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// A member that has lost its leader ends the watch.
+	watch := client.Watch(clientv3.WithRequireLeader(ctx), string(p.Key), clientv3.WithFilterPut(), clientv3.WithCreatedNotify())
+	for resp := range watch {
+		switch {
+		case resp.Err() != nil:
+			return resp.Err()
+		case len(resp.Events) > 0:
+			return nil
+		case resp.Created && resp.Header.Revision > rev:
+			now, err := client.Get(ctx, string(p.Key))
+			if err != nil || len(now.Kvs) == 0 || now.Kvs[0].CreateRevision != p.CreateRevision {
+				return err
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errWatchEnded
+}
+
+// waitErr is the error of a wait that failed with err.
+func (a *attempt) waitErr(err error) error {
+	if a.lease.ended.Err() != nil {
+		return errWaiterLeaseEnded
+	}
+	return err
+}
+
+// held turns an attempt whose key holds the lock into a Lock.
+func (a *attempt) held() *Lock {
+	// Only Close cancels the watch: a watch ended by the client's
+	// closing is the loss it is.
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	l := &Lock{key: a.key, myKey: a.myKey, content: a.content, token: a.token, lease: a.lease,
+		lost: make(chan struct{}), stopWatch: stopWatch, watchDone: make(chan struct{})}
+	go l.watch(watchCtx)
+	return l
+}
+
+// abandon deletes the contender's key, so that the lock does not wait for
+// it even if this process exits now, and drops the lease. It returns the
+// holder then, or if etcd does not answer in time, the one when the key
+// was put.
+func (a *attempt) abandon(ctx context.Context) (holder string) {
+	defer a.lease.drop()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), courtesyTimeout)
+	defer cancel()
+	resp, err := a.client.Txn(ctx).
+		Then(clientv3.OpDelete(a.myKey), clientv3.OpGet(a.key+"/", clientv3.WithFirstCreate()...)).
+		Commit()
+	if err != nil {
+		return a.holderWhenPut
+	}
+	return holderOf(resp.Responses[1].GetResponseRange().Kvs)
+}
+
+// doneErr returns ctx's error, or DeadlineExceeded once its deadline has
+// passed: etcd's answer that the deadline it was sent has passed can come
+// before ctx's own timer has fired.
+func doneErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// passing reports whether err is one that etcd gives while a member is out
+// of reach or a leader is being elected, which a retry soon gets past.
+func passing(err error) bool {
+	if s, ok := status.FromError(err); ok && s.Code() == codes.Unavailable {
+		return true
+	}
+	// A lease not found is the attempt's own, lost in a leader change.
+	for _, e := range []error{rpctypes.ErrNoLeader, rpctypes.ErrLeaderChanged, rpctypes.ErrTimeout,
+		rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost, rpctypes.ErrLeaseNotFound} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
