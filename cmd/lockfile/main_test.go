@@ -21,8 +21,12 @@ import (
 	"github.com/golockfile/lockfile"
 )
 
-// The tests run the command as a user would: built once, then executed.
-var binary string
+// The tests run the command as a user would: built once, with buildFlags,
+// then executed.
+var (
+	binary     string
+	buildFlags []string
+)
 
 // helperEnv makes the test binary a COMMAND for lockfile to run where no
 // shell is at hand: it prints "ready" and its pid, waits for its stdin to
@@ -58,7 +62,7 @@ func buildAndRun(m *testing.M) int {
 	if runtime.GOOS == "windows" {
 		binary += ".exe"
 	}
-	build := exec.Command("go", "build", "-o", binary, ".")
+	build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", binary, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building lockfile:", err)
