@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -361,9 +360,8 @@ func TestSignalWhileWaitingEndsLockfile(t *testing.T) {
 		syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGABRT,
 		syscall.SIGUSR1, syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGSEGV, syscall.SIGSYS,
 	}
-	if runtime.GOOS == "linux" {
-		sigs = append(sigs, syscall.SIGPWR, syscall.Signal(40)) // one of Linux's own, and a real-time one
-	}
+	own := osCaughtSignals() // the system's own, such as SIGIO and the real-time ones on Linux
+	sigs = append(sigs, own[0], own[len(own)-1])
 	for _, sig := range sigs {
 		// Half wait with a limit, half without.
 		wait, limit := "20s", " up to 20s"
