@@ -16,7 +16,9 @@ import (
 // as soon as the holder releases it, without polling. If ctx ends first, the
 // error is a [*LockError] naming the holder at that moment, for which both
 // errors.Is(err, ErrLocked) and errors.Is(err, ctx.Err()) hold. It returns
-// then even if the kernel call never does, as on a hung network mount.
+// then even if the kernel call never does, as on a hung network mount. A nil
+// ctx is refused, before the file is opened, with an error for which
+// errors.Is(err, fs.ErrInvalid) holds.
 //
 // However many calls give up waiting, a process keeps at most one thread
 // and one descriptor blocked in the kernel for each lock file (each
@@ -65,6 +67,9 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error
 // lockWait locks the file at path, waiting while someone else holds it,
 // and describes the locked file.
 func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, error) {
+	if ctx == nil {
+		return sysFile{}, fileStat{}, &fs.PathError{Op: "lock", Path: path, Err: fmt.Errorf("nil Context: %w", fs.ErrInvalid)}
+	}
 	for {
 		probe, st, opened, err := tryLockFile(path, c, true)
 		switch {

@@ -108,7 +108,7 @@ func (e *LockError) Unwrap() error { return e.Err }
 // returned before the lock file is opened, so nothing on disk is touched.
 type OptionError struct {
 	// Option is the name of the function that made the option, such as
-	// "WithContentTemplate".
+	// "WithContentTemplate", or "Option" for a nil Option.
 	Option string
 	// Value is the value that was given, as text.
 	Value string
@@ -122,7 +122,8 @@ func (e *OptionError) Error() string {
 }
 
 // An Option changes how a lock is taken. Options are applied in order; a
-// later option of the same kind replaces an earlier one.
+// later option of the same kind replaces an earlier one. A nil Option is
+// refused with an [*OptionError].
 type Option func(*config)
 
 type config struct {
@@ -146,7 +147,12 @@ func newConfig(opts []Option) (*config, error) {
 		return &defaultConfig, nil
 	}
 	c := &config{perm: defaultConfig.perm}
-	for _, opt := range opts {
+	for i, opt := range opts {
+		if opt == nil {
+			c.fail(&OptionError{Option: "Option", Value: "nil",
+				Reason: fmt.Sprintf("option %d of %d is nil", i+1, len(opts))})
+			continue
+		}
 		opt(c)
 	}
 	return c, c.err

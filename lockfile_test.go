@@ -3,6 +3,7 @@
 package lockfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -234,6 +235,72 @@ func TestBadOptionsTouchNothing(t *testing.T) {
 			t.Fatalf("%s created the file", name)
 		}
 	}
+}
+
+// Misuse returns an error or does nothing; it never panics. A nil Option
+// and a nil Context are refused before the file is created; zero and nil
+// lock objects hold nothing.
+func TestMisuseDoesNotPanic(t *testing.T) {
+	path := tempLockPath(t)
+	for name, call := range map[string]func() error{
+		"New":           func() error { _, err := New(path, nil); return err },
+		"NewSimple":     func() error { _, err := NewSimple(path, WithMode(0o600), nil); return err },
+		"Acquire":       func() error { _, err := Acquire(context.Background(), path, nil, WithMode(0o600)); return err },
+		"AcquireSimple": func() error { _, err := AcquireSimple(context.Background(), path, nil); return err },
+	} {
+		var optErr *OptionError
+		if err := call(); !errors.As(err, &optErr) || optErr.Option != "Option" || optErr.Value != "nil" {
+			t.Errorf("%s with a nil Option: %v, want an *OptionError for Option(nil)", name, err)
+		}
+	}
+	var noContext context.Context
+	for name, call := range map[string]func() error{
+		"Acquire":       func() error { _, err := Acquire(noContext, path); return err },
+		"AcquireSimple": func() error { _, err := AcquireSimple(noContext, path); return err },
+	} {
+		var pathErr *fs.PathError
+		if err := call(); !errors.Is(err, fs.ErrInvalid) || !errors.As(err, &pathErr) || pathErr.Path != path {
+			t.Errorf("%s with a nil Context: %v, want an *fs.PathError with fs.ErrInvalid", name, err)
+		}
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a refused call created the file: %v", err)
+	}
+	// A nil Context on a held lock, where a wait would begin, is refused too.
+	holder, err := New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Acquire(noContext, path); !errors.Is(err, fs.ErrInvalid) || errors.Is(err, ErrLocked) {
+		t.Errorf("Acquire with a nil Context on a held lock: %v, want fs.ErrInvalid", err)
+	}
+	holder.Close()
+
+	var zero LockFile
+	var zeroSimple SimpleLockFile
+	if zero.Content() != "" || zero.Path() != "" || zeroSimple.Path() != "" {
+		t.Errorf("a zero LockFile says Content %q, Path %q; a zero SimpleLockFile Path %q; want empty", zero.Content(), zero.Path(), zeroSimple.Path())
+	}
+	for range 2 {
+		if err := zero.Close(); err != nil {
+			t.Errorf("zero LockFile Close: %v, want nil", err)
+		}
+		if err := zeroSimple.Close(); err != nil {
+			t.Errorf("zero SimpleLockFile Close: %v, want nil", err)
+		}
+	}
+	var nilLock *LockFile
+	var nilSimple *SimpleLockFile
+	if err := nilLock.Close(); err != fs.ErrInvalid {
+		t.Errorf("nil *LockFile Close: %v, want fs.ErrInvalid", err)
+	}
+	if err := nilSimple.Close(); err != fs.ErrInvalid {
+		t.Errorf("nil *SimpleLockFile Close: %v, want fs.ErrInvalid", err)
+	}
+	if nilLock.Content() != "" || nilLock.Path() != "" || nilSimple.Path() != "" {
+		t.Errorf("nil locks say Content %q, Path %q and %q; want empty", nilLock.Content(), nilLock.Path(), nilSimple.Path())
+	}
+	assertFree(t, path)
 }
 
 // A refused attempt must leave every byte of the holder's file as it was:

@@ -12,6 +12,9 @@ import (
 // SimpleLockFile is a held lock on a lock file. It writes nothing into the
 // file; [WithOnLock] may. Its methods are safe for concurrent use.
 //
+// A zero SimpleLockFile holds no lock, like a closed one. On a nil
+// *SimpleLockFile, Close returns [fs.ErrInvalid], as os.File's does.
+//
 // The lock is held until Close, even if the SimpleLockFile itself is
 // dropped: nothing but Close or the end of the process releases it.
 type SimpleLockFile struct {
@@ -22,7 +25,8 @@ type SimpleLockFile struct {
 }
 
 // LockFile is a held lock whose file names its holder: a space, the expanded
-// content template and a newline, the format zc.lockfile writes.
+// content template and a newline, the format zc.lockfile writes. A zero or
+// nil LockFile behaves as a zero or nil SimpleLockFile, with empty Content.
 type LockFile struct {
 	SimpleLockFile
 	content []byte // as written, with the space and the newline
@@ -124,15 +128,36 @@ func newLockFile(path string, opts []Option) (*LockFile, *config, error) {
 }
 
 // Path returns the lock file's path as it was given.
-func (l *SimpleLockFile) Path() string { return l.path }
+func (l *SimpleLockFile) Path() string {
+	if l == nil {
+		return ""
+	}
+	return l.path
+}
+
+// Path returns the lock file's path as it was given.
+func (l *LockFile) Path() string {
+	if l == nil {
+		return ""
+	}
+	return l.path
+}
 
 // Content returns the content written into the file, without the leading
 // space and the trailing newline.
-func (l *LockFile) Content() string { return string(l.content[1 : len(l.content)-1]) }
+func (l *LockFile) Content() string {
+	if l == nil || len(l.content) < 2 {
+		return "" // not made by New or Acquire
+	}
+	return string(l.content[1 : len(l.content)-1])
+}
 
 // Close releases the lock and closes the file, which stays on disk. Closing
 // a closed lock does nothing and returns nil.
 func (l *SimpleLockFile) Close() error {
+	if l == nil {
+		return fs.ErrInvalid
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.held {
@@ -140,6 +165,15 @@ func (l *SimpleLockFile) Close() error {
 	}
 	l.held = false
 	return release(l.f, l.path)
+}
+
+// Close releases the lock and closes the file, as [SimpleLockFile.Close]
+// does.
+func (l *LockFile) Close() error {
+	if l == nil {
+		return fs.ErrInvalid
+	}
+	return l.SimpleLockFile.Close()
 }
 
 // release unlocks f and closes it. Closing alone would release the lock
