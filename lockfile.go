@@ -185,17 +185,28 @@ func WithContentTemplate(t string) Option {
 }
 
 // WithMode sets the permission bits of a lock file that does not exist yet
-// and is created by this call; the process umask applies. The default is
-// 0644. An existing file keeps its permissions. Bits other than permission
-// bits make the call return an [*OptionError].
+// and is created by this call. The default is 0644. An existing file keeps
+// its permissions. Every lock opens the file for reading and writing, so a
+// mode without the owner's read and write (0o600), or with bits other than
+// permission bits, makes the call return an [*OptionError].
+//
+// The process umask clears bits of the mode, as it does for os.OpenFile,
+// and is not checked: a umask that clears the owner's read or write makes a
+// file that the first lock creates and later locks by its owner cannot open
+// (root's excepted).
 func WithMode(perm fs.FileMode) Option {
 	return func(c *config) {
-		if perm&^fs.ModePerm != 0 {
-			c.fail(&OptionError{Option: "WithMode", Value: fmt.Sprintf("%#o", uint32(perm)),
-				Reason: "only permission bits (0o777) may be set"})
-			return
+		bad := func(reason string) {
+			c.fail(&OptionError{Option: "WithMode", Value: fmt.Sprintf("%#o", uint32(perm)), Reason: reason})
 		}
-		c.perm = perm
+		switch {
+		case perm&^fs.ModePerm != 0:
+			bad("only permission bits (0o777) may be set")
+		case perm&0o600 != 0o600:
+			bad("the owner must be able to read and write (0o600): every lock opens the file for both")
+		default:
+			c.perm = perm
+		}
 	}
 }
 

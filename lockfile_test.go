@@ -235,6 +235,31 @@ func TestBadOptionsTouchNothing(t *testing.T) {
 			t.Fatalf("%s created the file", name)
 		}
 	}
+	// A mode the owner cannot read and write with would make a lock file
+	// that only its first lock can open.
+	for _, perm := range []fs.FileMode{0, 0o444, 0o200, 0o400, 0o500, 0o077, 0o577} {
+		for name, call := range map[string]func() error{
+			"New":       func() error { _, err := New(path, WithMode(perm)); return err },
+			"NewSimple": func() error { _, err := NewSimple(path, WithMode(perm)); return err },
+			"Acquire":   func() error { _, err := Acquire(context.Background(), path, WithMode(perm)); return err },
+		} {
+			var optErr *OptionError
+			if err := call(); !errors.As(err, &optErr) || optErr.Option != "WithMode" || !strings.Contains(optErr.Reason, "0o600") {
+				t.Errorf("%s with WithMode(%#o): %v, want an *OptionError saying 0o600", name, perm, err)
+			}
+			if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("%s with WithMode(%#o) created the file", name, perm)
+			}
+		}
+	}
+	for _, perm := range []fs.FileMode{0o600, 0o640, 0o666, 0o777} {
+		l, err := NewSimple(path, WithMode(perm))
+		if err != nil {
+			t.Fatalf("WithMode(%#o): %v", perm, err)
+		}
+		l.Close()
+		os.Remove(path)
+	}
 }
 
 // Misuse returns an error or does nothing; it never panics. A nil Option
