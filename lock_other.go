@@ -31,6 +31,7 @@ func (sysFile) osFile(string) (*os.File, error)   { return nil, ErrUnsupported }
 func (sysFile) stat() (fileStat, error)           { return fileStat{}, ErrUnsupported }
 func statPath(string, bool) (fileStat, error)     { return fileStat{}, ErrUnsupported }
 func (fileStat) removed() bool                    { return false }
+func (fileStat) linked() bool                     { return false }
 func (fileStat) regular() bool                    { return false }
 func (fileStat) sameFile(fileStat) bool           { return false }
 

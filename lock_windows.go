@@ -148,7 +148,7 @@ func (f sysFile) osFile(name string) (*os.File, error) {
 }
 
 // A fileStat is what this package needs to know of a file: its type, its
-// size, which file it is and whether it still has a name.
+// size, which file it is and how many names it has.
 type fileStat struct {
 	regularFile bool
 	size        int64
@@ -213,3 +213,6 @@ func (s fileStat) removed() bool { return s.links == 0 }
 func (s fileStat) sameFile(other fileStat) bool {
 	return s.volume == other.volume && s.index == other.index
 }
+
+// linked reports a file with more than one name.
+func (s fileStat) linked() bool { return s.links > 1 }

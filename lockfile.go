@@ -30,6 +30,15 @@
 // lock is refused, the [LockError] carries that content as Holder, so start-up
 // code can say who is running already.
 //
+// # Planted links
+//
+// A lock in a shared directory such as /tmp must not let another user
+// direct it at a file of their choosing. A symbolic link as the last
+// element of the path is refused by every call ([ErrSymlink]); a file with
+// more than one name, which a hard link planted at the path makes, is
+// refused by everything that writes into it ([ErrHardLink]). Each has an
+// option for the lock file that is meant to be reached that way.
+//
 // # Platforms
 //
 // Linux, macOS, the BSDs and illumos use flock(2); Windows uses LockFileEx.
@@ -68,6 +77,14 @@ var ErrUnsupported = errors.New("file locking is not supported")
 // ErrSymlink reports that the last element of the lock file's path is a
 // symbolic link, which is refused unless [WithFollowSymlinks] is given.
 var ErrSymlink = errors.New("lock file path is a symbolic link")
+
+// ErrHardLink reports that the lock file has more than one name (hard
+// link). [New], [Acquire] and a [WithOnLock] hook refuse to write into such
+// a file unless [WithHardLinks] is given: a link planted at the lock path
+// would make them write into the file it names, wherever that is. They
+// release the lock and return it before writing a byte. [NewSimple] and
+// [AcquireSimple] without a hook write nothing and lock such a file.
+var ErrHardLink = errors.New("lock file has more than one hard link")
 
 // ErrNotRegular reports that the path names something other than a regular
 // file, such as a device or a named pipe, where a regular file is needed:
@@ -131,6 +148,7 @@ type config struct {
 	perm           fs.FileMode
 	onLock         func(*os.File) error
 	followSymlinks bool
+	hardLinks      bool
 	err            error // the first invalid option
 }
 
@@ -225,4 +243,12 @@ func WithOnLock(fn func(f *os.File) error) Option {
 // lock write its content into another file.
 func WithFollowSymlinks() Option {
 	return func(c *config) { c.followSymlinks = true }
+}
+
+// WithHardLinks allows [New], [Acquire] and a [WithOnLock] hook to write
+// into a lock file that has more than one name, which they refuse by
+// default with [ErrHardLink]. It is for a lock file that is given two names
+// on purpose; [WithFollowSymlinks] does not imply it.
+func WithHardLinks() Option {
+	return func(c *config) { c.hardLinks = true }
 }

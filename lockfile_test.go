@@ -328,6 +328,88 @@ func TestMisuseDoesNotPanic(t *testing.T) {
 	assertFree(t, path)
 }
 
+// A hard link planted at the lock path must not make anything that writes
+// write into the file it names: New, Acquire and a hook refuse it with
+// ErrHardLink, release the lock, and leave every byte and the modification
+// time as they were. What writes nothing may lock it, and WithHardLinks
+// allows it.
+func TestHardLinkIsRefusedForWriting(t *testing.T) {
+	dir := testDir(t)
+	victim := filepath.Join(dir, "passwd")
+	const precious = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n"
+	writeFile(t, victim, precious)
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(victim, old, old); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "app.lock")
+	if err := os.Link(victim, path); err != nil {
+		t.Fatal(err)
+	}
+	hookRan := false
+	writingHook := WithOnLock(func(f *os.File) error {
+		hookRan = true
+		_, err := f.WriteAt([]byte("hook state"), 1)
+		return err
+	})
+	before := openDescriptors(t)
+	for name, call := range map[string]func() error{
+		"New":     func() error { _, err := New(path); return err },
+		"Acquire": func() error { _, err := Acquire(context.Background(), path); return err },
+		"NewSimple with a hook": func() error {
+			_, err := NewSimple(path, writingHook)
+			return err
+		},
+		"AcquireSimple with a hook": func() error {
+			_, err := AcquireSimple(context.Background(), path, writingHook)
+			return err
+		},
+		"New with WithFollowSymlinks": func() error { _, err := New(path, WithFollowSymlinks()); return err },
+	} {
+		err := call()
+		var pathErr *fs.PathError
+		if !errors.Is(err, ErrHardLink) || !errors.As(err, &pathErr) || pathErr.Path != path || errors.Is(err, ErrLocked) {
+			t.Errorf("%s on a hard link: %v, want an *fs.PathError naming the path with ErrHardLink", name, err)
+		}
+		assertFree(t, path)
+	}
+	assertNoLeak(t, "refusals of a hard link", before, openDescriptors(t))
+	if hookRan {
+		t.Error("a hook ran on a hard link")
+	}
+	info, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, victim); got != precious || !info.ModTime().Equal(old) {
+		t.Fatalf("the linked file now holds %q, modified %v; want %q, modified %v", got, info.ModTime(), precious, old)
+	}
+
+	// NewSimple without a hook writes nothing and locks it; the holder
+	// is read from byte 1 of the first line.
+	s, err := NewSimple(path)
+	if err != nil {
+		t.Fatalf("NewSimple on a hard link: %v", err)
+	}
+	firstLine, _, _ := strings.Cut(precious, "\n")
+	assertLocked(t, victim, firstLine[1:])
+	s.Close()
+	if got := readFile(t, victim); got != precious {
+		t.Fatalf("NewSimple changed the linked file to %q", got)
+	}
+
+	// WithHardLinks lets a lock file with two names be written.
+	l, err := New(path, WithHardLinks())
+	if err != nil {
+		t.Fatalf("New with WithHardLinks: %v", err)
+	}
+	defer l.Close()
+	if got := readFile(t, victim); got != " "+l.Content()+"\n" {
+		t.Fatalf("with WithHardLinks the file holds %q", got)
+	}
+	assertLocked(t, victim, l.Content())
+}
+
 // A refused attempt must leave every byte of the holder's file as it was:
 // zc.lockfile once truncated on open and lost the holder's pid this way.
 func TestRefusedAttemptChangesNothing(t *testing.T) {

@@ -279,6 +279,16 @@ func checkRegular(st fileStat, path string) error {
 	return nil
 }
 
+// checkLinks refuses a file with more than one name as a file to write
+// into, unless c allows it: the other name may be a file someone else cares
+// about, linked to the lock path.
+func checkLinks(st fileStat, path string, c *config) error {
+	if st.linked() && !c.hardLinks {
+		return &fs.PathError{Op: "open", Path: path, Err: ErrHardLink}
+	}
+	return nil
+}
+
 // refuseSymlink returns an ErrSymlink error if the last element of path is
 // a symbolic link, and nil otherwise.
 func refuseSymlink(path string) error {
@@ -301,6 +311,9 @@ func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config)
 	}()
 	if content != nil || c.onLock != nil {
 		if err := checkRegular(st, l.path); err != nil {
+			return err
+		}
+		if err := checkLinks(st, l.path, c); err != nil {
 			return err
 		}
 	}
