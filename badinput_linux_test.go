@@ -86,6 +86,14 @@ func TestBadInputAndHostilePaths(t *testing.T) {
 		{name: "symlink to a directory", prepare: func(t *testing.T, dir string) string {
 			return symlink(t, dir, filepath.Join(dir, "lock"))
 		}, is: []error{ErrSymlink}, holderIs: ErrSymlink},
+		// A second name for a file: New and Acquire would write into it.
+		{name: "hard link to a victim file", prepare: func(t *testing.T, dir string) string {
+			writeFile(t, filepath.Join(dir, "victim"), "precious\n")
+			if err := os.Link(filepath.Join(dir, "victim"), filepath.Join(dir, "lock")); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(dir, "lock")
+		}, calls: []string{"New", "Acquire"}, is: []error{ErrHardLink}},
 		// Only what writes content is held to refusing these: NewSimple
 		// writes nothing, and may lock them as flock(1) and zc.lockfile do.
 		{name: "FIFO", prepare: fifo, calls: []string{"New", "Acquire"}, is: []error{ErrNotRegular}, holderIs: ErrNotRegular},
