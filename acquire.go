@@ -70,6 +70,8 @@ func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, e
 	if ctx == nil {
 		return sysFile{}, fileStat{}, &fs.PathError{Op: "lock", Path: path, Err: fmt.Errorf("nil Context: %w", fs.ErrInvalid)}
 	}
+	// Each round that does not return has waited in waitFor, which ends
+	// when ctx does; tryLockFile bounds its own starts over.
 	for {
 		probe, st, opened, err := tryLockFile(path, c, true)
 		switch {

@@ -1,6 +1,7 @@
 package lockfile
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -247,5 +249,60 @@ func TestStatxRefusedFallsBackToFstat(t *testing.T) {
 	}
 	if got := readFile(t, path); got != " the-holder\n" {
 		t.Fatalf("file holds %q", got)
+	}
+}
+
+// A path that opens a file without a name, as /proc/self/fd/N of a deleted
+// file or of a memfd does when links are followed, must not make a lock
+// that looks at the file start over for ever: after a bounded number of
+// tries it fails with an *fs.PathError for which fs.ErrNotExist holds,
+// within Acquire's deadline. NewSimple without a hook does not look, and
+// locks it.
+func TestPathToFileWithoutNameIsBounded(t *testing.T) {
+	deleted, err := os.CreateTemp(testDir(t), "deleted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deleted.Close()
+	if err := os.Remove(deleted.Name()); err != nil {
+		t.Fatal(err)
+	}
+	memfd, err := unix.MemfdCreate("lockfile-test", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(memfd)
+	hook := WithOnLock(func(*os.File) error { return nil })
+	for _, path := range []string{"/proc/self/fd/" + strconv.Itoa(int(deleted.Fd())), "/proc/self/fd/" + strconv.Itoa(memfd)} {
+		before := openDescriptors(t)
+		for name, call := range map[string]func() error{
+			"New": func() error { _, err := New(path, WithFollowSymlinks()); return err },
+			"NewSimple with a hook": func() error {
+				_, err := NewSimple(path, WithFollowSymlinks(), hook)
+				return err
+			},
+			"Acquire": func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				_, err := Acquire(ctx, path, WithFollowSymlinks())
+				return err
+			},
+			"AcquireSimple without a deadline": func() error {
+				_, err := AcquireSimple(context.Background(), path, WithFollowSymlinks())
+				return err
+			},
+		} {
+			err := withinTime(t, name+" on "+path, call)
+			var pathErr *fs.PathError
+			if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &pathErr) || pathErr.Op != "lock" || pathErr.Path != path || errors.Is(err, ErrLocked) {
+				t.Errorf("%s(%s): %v, want an *fs.PathError with Op lock and fs.ErrNotExist", name, path, err)
+			}
+		}
+		assertNoLeak(t, "bounded starts over on "+path, before, openDescriptors(t))
+		l, err := NewSimple(path, WithFollowSymlinks())
+		if err != nil {
+			t.Fatalf("NewSimple(%s) without a hook: %v", path, err)
+		}
+		l.Close()
 	}
 }

@@ -210,7 +210,10 @@ func lockNow(path string, c *config, look bool) (sysFile, fileStat, error) {
 // path now. If the open succeeded and the rest did not, f is returned open
 // and unlocked, with opened set, for the caller to report on or wait with.
 func tryLockFile(path string, c *config, look bool) (f sysFile, st fileStat, opened bool, err error) {
-	for {
+	for startedOver := 0; ; startedOver++ {
+		if startedOver == startOverLimit {
+			return sysFile{}, fileStat{}, false, errStartedOver(path)
+		}
 		if f, err = openLockFile(path, c); err != nil {
 			return sysFile{}, fileStat{}, false, err
 		}
@@ -227,6 +230,18 @@ func tryLockFile(path string, c *config, look bool) (f sysFile, st fileStat, ope
 		}
 		release(f, path)
 	}
+}
+
+// startOverLimit bounds how many times in a row a lock attempt starts over
+// on the file at the path because the file it locked was no longer there.
+// Real removals repeat that rarely; a path that always opens a file without
+// a name (/proc/self/fd/N of a deleted file or of a memfd, with
+// WithFollowSymlinks) would repeat it for ever.
+const startOverLimit = 100
+
+func errStartedOver(path string) error {
+	return &fs.PathError{Op: "lock", Path: path,
+		Err: fmt.Errorf("the file locked had been removed, %d times in a row: %w", startOverLimit, fs.ErrNotExist)}
 }
 
 // lockFailed closes f, which is not locked, and describes why.
