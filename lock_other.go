@@ -29,6 +29,7 @@ func (sysFile) writeAt([]byte, int64) error       { return ErrUnsupported }
 func (sysFile) truncate(int64) error              { return ErrUnsupported }
 func (sysFile) osFile(string) (*os.File, error)   { return nil, ErrUnsupported }
 func (sysFile) stat() (fileStat, error)           { return fileStat{}, ErrUnsupported }
+func (sysFile) kernelInterface(fileStat) bool     { return false }
 func statPath(string, bool) (fileStat, error)     { return fileStat{}, ErrUnsupported }
 func (fileStat) removed() bool                    { return false }
 func (fileStat) linked() bool                     { return false }

@@ -179,6 +179,10 @@ func (f sysFile) stat() (fileStat, error) {
 	}, nil
 }
 
+// kernelInterface reports a file of procfs, sysfs and the like, which are
+// Linux's; Windows has none to refuse.
+func (sysFile) kernelInterface(fileStat) bool { return false }
+
 // statPath describes the file at path, or the link there unless
 // followSymlinks is set. Windows names a file by volume and index only
 // through an open handle, so the path is opened, without any access.

@@ -91,6 +91,13 @@ var ErrHardLink = errors.New("lock file has more than one hard link")
 // by [New] and [Acquire], which write into it, by a [WithOnLock] hook, and
 // by [Holder]. [NewSimple] and [AcquireSimple] lock such a file as they
 // find it.
+//
+// On Linux, what writes also refuses with it a file of a file system that
+// is the kernel's interface (procfs, sysfs, cgroup, debugfs, tracefs,
+// securityfs, configfs, binfmt_misc, selinuxfs, smackfs), where a write is
+// an order to the kernel. Such files report a size of 0 or one page, and
+// only a file of either size is asked about; one that reports another size
+// is written.
 var ErrNotRegular = errors.New("lock file is not a regular file")
 
 // LockError is the error returned when the lock is held by someone else.

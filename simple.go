@@ -328,6 +328,9 @@ func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config)
 		if err := checkRegular(st, l.path); err != nil {
 			return err
 		}
+		if f.kernelInterface(st) {
+			return &fs.PathError{Op: "open", Path: l.path, Err: ErrNotRegular}
+		}
 		if err := checkLinks(st, l.path, c); err != nil {
 			return err
 		}
