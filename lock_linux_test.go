@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -360,5 +361,59 @@ func TestKernelInterfaceIsRefusedForWriting(t *testing.T) {
 			t.Fatalf("New on a lock file of %d bytes left %q", size, got)
 		}
 		l.Close()
+	}
+}
+
+// NewSimple locks a named pipe at once: opened for reading and writing, it
+// waits for no peer. NewSimple's doc compares the peers, checked here too:
+// flock(1) opens it for reading only and so waits in open(2) for a writer,
+// and zc.lockfile fails on it as not seekable.
+func TestNamedPipe(t *testing.T) {
+	path := fifo(t, testDir(t))
+	err := withinTime(t, "NewSimple on a named pipe", func() error {
+		l, err := NewSimple(path)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		if _, err := NewSimple(path); !errors.Is(err, ErrLocked) {
+			t.Errorf("a second NewSimple on the named pipe: %v, want ErrLocked", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("NewSimple on a named pipe: %v", err)
+	}
+
+	const zcTry = "import sys, zc.lockfile\ntry:\n    zc.lockfile.SimpleLockFile(sys.argv[1])\n    print('locked')\nexcept Exception as e:\n    print(type(e).__name__)\n"
+	out, err := exec.Command(zcPython(t), "-c", zcTry, path).Output()
+	if got := strings.TrimSpace(string(out)); err != nil || got != "UnsupportedOperation" {
+		t.Errorf("zc.lockfile on a named pipe: %q, %v; want UnsupportedOperation", got, err)
+	}
+
+	flock := exec.Command(flockCommand(t), path, "true")
+	if err := flock.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Blocked in its open of the pipe: the dynamic loader's opens, which
+	// come first, do not ask for O_CREAT.
+	waitUntil(t, "flock(1) to wait in open(2)", func() bool {
+		syscall, err := os.ReadFile("/proc/" + strconv.Itoa(flock.Process.Pid) + "/syscall")
+		fields := strings.Fields(string(syscall))
+		if err != nil || len(fields) < 4 || fields[0] != strconv.Itoa(unix.SYS_OPENAT) {
+			return false
+		}
+		flags, err := strconv.ParseUint(strings.TrimPrefix(fields[3], "0x"), 16, 64)
+		return err == nil && flags&unix.O_CREAT != 0
+	})
+	// A writer exists only once this open succeeds, which needs flock(1)'s
+	// reader; then its open returns and it locks and exits.
+	w, err := os.OpenFile(path, os.O_WRONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatalf("opening the named pipe for writing beside flock(1): %v", err)
+	}
+	defer w.Close()
+	if err := flock.Wait(); err != nil {
+		t.Fatalf("flock(1) once a writer came: %v", err)
 	}
 }

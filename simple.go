@@ -46,10 +46,12 @@ type LockFile struct {
 //
 // NewSimple is the bare cycle: an open and a lock, and at Close an unlock
 // and a close, the calls flock(1) makes. As flock(1) and zc.lockfile do, it
-// locks whatever the path opens for reading and writing, a device or a
-// named pipe included: it writes nothing, so it has no cause to refuse
-// one. Anything that writes, [New] or a hook, refuses all but a regular
-// file with [ErrNotRegular].
+// locks whatever the path opens for reading and writing, a device
+// included: it writes nothing, so it has no cause to refuse one. It locks a
+// named pipe too, at once on Linux, where opening one for reading and
+// writing waits for no peer; there flock(1), which opens it for reading,
+// waits for a writer, and zc.lockfile fails. Anything that writes, [New]
+// or a hook, refuses all but a regular file with [ErrNotRegular].
 //
 // Nor does it look at the file again once locked. If another program
 // deletes the lock file and then releases its lock at the very moment
