@@ -24,7 +24,10 @@ import (
 // and one descriptor blocked in the kernel for each lock file (each
 // spelling of its path, to be exact: a hard link or a path through a
 // symbolic link to a directory counts as another); both are
-// gone once the lock is released.
+// gone once the lock is released. It keeps at most 1000 such waits in all,
+// far below Go's limit of 10,000 threads (see debug.SetMaxThreads): a wait
+// on another lock file beyond them fails at once with a [*LockError] for
+// which errors.Is(err, ErrTooManyWaits) holds.
 //
 // Because a waiter opens the file before it waits, the path may name a new
 // file by the time the old one is unlocked (someone removed the lock file
@@ -137,6 +140,10 @@ func waitFor(ctx context.Context, path string, probe sysFile, st fileStat, c *co
 		return sysFile{}, false, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	w := joinWaiter(key, path, st, c)
+	if w == nil {
+		return sysFile{}, false, &LockError{Path: path, Holder: readHolder(probe),
+			Err: fmt.Errorf("%w; cannot wait: %w", ErrLocked, ErrTooManyWaits)}
+	}
 	select {
 	case locked := <-w.handoff:
 		return locked, true, nil
@@ -166,17 +173,28 @@ type waiter struct {
 
 var waiters = struct {
 	sync.Mutex
-	byPath map[string]*waiter
+	byPath  map[string]*waiter
+	running int // waiters whose blocking call has not returned
 }{byPath: map[string]*waiter{}}
 
+// maxWaiters bounds the waiters of this process, each a thread blocked in
+// the kernel: past Go's thread limit the process dies. A variable so that a
+// test can lower it.
+var maxWaiters = 1000
+
 // joinWaiter returns the waiter on the file described by info, starting one
-// if there is none.
+// if there is none and the process has fewer than maxWaiters; otherwise it
+// returns nil.
 func joinWaiter(key, path string, file fileStat, c *config) *waiter {
 	waiters.Lock()
 	defer waiters.Unlock()
 	if w := waiters.byPath[key]; w != nil && w.file.sameFile(file) {
 		return w
 	}
+	if waiters.running >= maxWaiters {
+		return nil
+	}
+	waiters.running++
 	// If there is a waiter, the path names another file now. The old
 	// waiter stays until its file is unlocked, and then finds no one to
 	// give the lock to.
@@ -205,6 +223,7 @@ func (w *waiter) wait(key, path string, c *config) {
 		}
 	}
 	waiters.Lock()
+	waiters.running--
 	if waiters.byPath[key] == w {
 		delete(waiters.byPath, key)
 	}

@@ -70,6 +70,11 @@ import (
 // [*LockError] values.
 var ErrLocked = errors.New("locked by another holder")
 
+// ErrTooManyWaits reports that a wait could not begin because this process
+// already waits in the kernel on as many lock files as [Acquire] allows.
+// Errors that carry it are [*LockError] values that carry ErrLocked too.
+var ErrTooManyWaits = errors.New("too many lock files waited for in this process")
+
 // ErrUnsupported reports that the lock cannot be taken here at all: the
 // platform has no suitable file locking, or the file system refuses to lock.
 var ErrUnsupported = errors.New("file locking is not supported")
