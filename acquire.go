@@ -27,7 +27,12 @@ import (
 // gone once the lock is released. It keeps at most 1000 such waits in all,
 // far below Go's limit of 10,000 threads (see debug.SetMaxThreads): a wait
 // on another lock file beyond them fails at once with a [*LockError] for
-// which errors.Is(err, ErrTooManyWaits) holds.
+// which errors.Is(err, ErrTooManyWaits) holds. When the holder lets go of
+// a file whose every waiting caller has given up, the kernel call still
+// takes the lock for a moment, and attempts made then are refused: on Unix
+// until the call returns (microseconds, unless the machine is overloaded),
+// on Windows until the Go scheduler runs the waiting goroutine (milliseconds
+// in a busy process).
 //
 // Because a waiter opens the file before it waits, the path may name a new
 // file by the time the old one is unlocked (someone removed the lock file
@@ -155,6 +160,7 @@ func waitFor(ctx context.Context, path string, probe sysFile, st fileStat, c *co
 		// while no one was receiving, or the path names another file.
 		return sysFile{}, false, nil
 	case <-ctx.Done():
+		w.leave()
 		return sysFile{}, false, gaveUp()
 	}
 }
@@ -169,12 +175,19 @@ type waiter struct {
 	handoff chan sysFile  // unbuffered: only a caller receiving now gets the lock
 	done    chan struct{} // closed when the waiter has finished
 	err     error         // why the blocking call failed, set before done closes
+
+	// Guarded by waiters' mutex.
+	listeners int     // callers that joined and have not given up
+	f         sysFile // what the blocking call blocks on, once blocking
+	blocking  bool    // the blocking call may be running
+	finished  bool    // the blocking call has returned, or never began
+	detached  bool    // every caller gave up; see leave
 }
 
 var waiters = struct {
 	sync.Mutex
 	byPath  map[string]*waiter
-	running int // waiters whose blocking call has not returned
+	running int // waiters not finished
 }{byPath: map[string]*waiter{}}
 
 // maxWaiters bounds the waiters of this process, each a thread blocked in
@@ -189,6 +202,7 @@ func joinWaiter(key, path string, file fileStat, c *config) *waiter {
 	waiters.Lock()
 	defer waiters.Unlock()
 	if w := waiters.byPath[key]; w != nil && w.file.sameFile(file) {
+		w.listeners++
 		return w
 	}
 	if waiters.running >= maxWaiters {
@@ -198,38 +212,50 @@ func joinWaiter(key, path string, file fileStat, c *config) *waiter {
 	// If there is a waiter, the path names another file now. The old
 	// waiter stays until its file is unlocked, and then finds no one to
 	// give the lock to.
-	w := &waiter{file: file, handoff: make(chan sysFile), done: make(chan struct{})}
+	w := &waiter{file: file, handoff: make(chan sysFile), done: make(chan struct{}), listeners: 1}
 	waiters.byPath[key] = w
 	go w.wait(key, path, c)
 	return w
+}
+
+// leave records that a caller gave up. Once every caller has, no one will
+// take the lock when the holder lets go, yet the blocking call takes it,
+// and would keep it until the Go scheduler runs the waiter, milliseconds on
+// a busy process. So the descriptor the call blocks on is detached from the
+// lock file: the kernel then drops the lock as the call returns. A waiter
+// that has not begun its call never begins it.
+func (w *waiter) leave() {
+	waiters.Lock()
+	defer waiters.Unlock()
+	if w.listeners--; w.listeners > 0 || w.finished || w.detached {
+		return
+	}
+	w.detached = !w.blocking || w.f.detach()
 }
 
 // wait blocks on a descriptor of its own, so that callers keep theirs free
 // for reading the holder and can give up without touching it.
 func (w *waiter) wait(key, path string, c *config) {
 	defer close(w.done)
-	f, err := openLockFile(path, c)
-	opened := err == nil
-	if opened {
-		if st, statErr := f.stat(); statErr != nil || !st.sameFile(w.file) {
-			f.close()
-			opened, err = false, statErr // moved: callers start over
+	f, opened, err := openWaited(path, c, w.file)
+	blocked := opened && w.begin(f)
+	if blocked {
+		err = f.waitLock()
+	} else if opened {
+		f.close() // every caller gave up before the call began
+	}
+	if w.end(key) {
+		if blocked {
+			f.close() // the stand-in that detach put in the file's place
 		}
+		return // no error: a caller that joined since starts over
 	}
-	if opened {
-		if err = f.waitLock(); err != nil {
-			f.close()
-			opened = false
-		}
-	}
-	waiters.Lock()
-	waiters.running--
-	if waiters.byPath[key] == w {
-		delete(waiters.byPath, key)
-	}
-	waiters.Unlock()
 	w.err = err
-	if !opened {
+	if !blocked {
+		return
+	}
+	if err != nil {
+		f.close()
 		return
 	}
 	select {
@@ -237,4 +263,43 @@ func (w *waiter) wait(key, path string, c *config) {
 	default:
 		release(f, path) // everyone who waited has given up
 	}
+}
+
+// openWaited opens the file at path for a waiter. If it is not the file
+// waited for any more, it is closed and callers start over.
+func openWaited(path string, c *config, file fileStat) (sysFile, bool, error) {
+	f, err := openLockFile(path, c)
+	if err != nil {
+		return sysFile{}, false, err
+	}
+	if st, err := f.stat(); err != nil || !st.sameFile(file) {
+		f.close()
+		return sysFile{}, false, err
+	}
+	return f, true, nil
+}
+
+// begin records f as what the waiter blocks on, unless every caller has
+// given up already.
+func (w *waiter) begin(f sysFile) bool {
+	waiters.Lock()
+	defer waiters.Unlock()
+	if w.detached {
+		return false
+	}
+	w.f, w.blocking = f, true
+	return true
+}
+
+// end records that the waiter's call has returned, or never began, and
+// reports whether every caller gave up before that.
+func (w *waiter) end(key string) bool {
+	waiters.Lock()
+	defer waiters.Unlock()
+	w.blocking, w.finished = false, true
+	waiters.running--
+	if waiters.byPath[key] == w {
+		delete(waiters.byPath, key)
+	}
+	return w.detached
 }

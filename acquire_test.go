@@ -3,8 +3,10 @@
 package lockfile
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -269,5 +271,27 @@ func TestWaitsOnManyFilesAreBounded(t *testing.T) {
 	releaseAndOutwait(t, paths[0], func() { holders[0].Close() })
 	if err := abandon(paths[3]); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a wait on a fourth file once a waiter ended: %v, want it to wait", err)
+	}
+}
+
+// runAbandonAndSpin waits for the lock on path until a line comes on stdin,
+// gives up, reports "gave-up" and then keeps its only P busy for ever. Run
+// with GOMAXPROCS=1 and GODEBUG=asyncpreemptoff=1, it never runs another
+// goroutine again, its waiter's included.
+func runAbandonAndSpin(path string) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	result := make(chan error, 1)
+	go func() {
+		_, err := AcquireSimple(ctx, path)
+		result <- err
+	}()
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	cancel()
+	if err := <-result; !errors.Is(err, context.Canceled) {
+		fmt.Printf("error %v\n", err)
+		return 1
+	}
+	fmt.Println("gave-up")
+	for {
 	}
 }

@@ -3,6 +3,7 @@ package lockfile
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -416,4 +417,59 @@ func TestNamedPipe(t *testing.T) {
 	if err := flock.Wait(); err != nil {
 		t.Fatalf("flock(1) once a writer came: %v", err)
 	}
+}
+
+// A wait that every caller gave up must not keep the lock once the holder
+// lets go, even when its process never runs the waiter again: the helper
+// gives up and then keeps its only P busy, with preemption off. Without
+// the detached descriptor, the lock it takes on release would stay held
+// for as long as the helper spins, and the retries below would fail.
+func TestAbandonedWaitDoesNotKeepLockWhileProcessIsBusy(t *testing.T) {
+	path := tempLockPath(t)
+	holder, err := NewSimple(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), helperEnv+"=abandon-and-spin", helperArgsEnv+"="+path,
+		"GOMAXPROCS=1", "GODEBUG=asyncpreemptoff=1")
+	h := startProcess(t, cmd)
+	inFlock := func() bool {
+		tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/task/*/syscall")
+		for _, task := range tasks {
+			data, _ := os.ReadFile(task)
+			if nr, _, _ := strings.Cut(string(data), " "); nr == strconv.Itoa(unix.SYS_FLOCK) {
+				return true
+			}
+		}
+		return false
+	}
+	waitUntil(t, "the helper's waiter to block in flock", inFlock)
+	if _, err := io.WriteString(h.stdin, "give up\n"); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(t, "gave-up")
+	holder.Close()
+	// Let the helper's call take the lock before anyone here tries: a try
+	// made at once could beat it to the lock, and prove nothing.
+	waitUntil(t, "the helper's waiter to return from flock", func() bool { return !inFlock() })
+	refused := 0
+	for deadline := time.Now().Add(10 * time.Second); ; refused++ {
+		l, err := NewSimple(path)
+		if err == nil {
+			l.Close()
+			break
+		}
+		if !errors.Is(err, ErrLocked) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock is still held 10 s after its holder let go, by a wait its caller gave up (%d attempts refused)", refused)
+		}
+	}
+	t.Logf("%d attempts refused after the holder let go", refused)
 }

@@ -23,6 +23,7 @@ func (sysFile) tryLock() error                    { return ErrUnsupported }
 func (sysFile) tryLockShared() error              { return ErrUnsupported }
 func (sysFile) waitLock() error                   { return ErrUnsupported }
 func (sysFile) unlock() error                     { return ErrUnsupported }
+func (sysFile) detach() bool                      { return false }
 func (sysFile) close() error                      { return ErrUnsupported }
 func (sysFile) readAt([]byte, int64) (int, error) { return 0, ErrUnsupported }
 func (sysFile) writeAt([]byte, int64) error       { return ErrUnsupported }

@@ -88,6 +88,10 @@ func (f sysFile) tryLockShared() error { return f.lockFileEx(windows.LOCKFILE_FA
 // only once the lock is held.
 func (f sysFile) waitLock() error { return f.lockFileEx(windows.LOCKFILE_EXCLUSIVE_LOCK) }
 
+// detach would let go of the file under a blocked waitLock; Windows has no
+// way to do that to a handle, so it reports that it did nothing.
+func (sysFile) detach() bool { return false }
+
 func (f sysFile) unlock() error {
 	return windows.UnlockFileEx(f.h, 0, lockLength, 0, &windows.Overlapped{Offset: lockOffset})
 }
