@@ -292,6 +292,8 @@ func runAbandonAndSpin(path string) int {
 		return 1
 	}
 	fmt.Println("gave-up")
-	for {
+	// A loop that makes no call has no point at which the scheduler
+	// could take the P back.
+	for spins := 0; ; spins++ {
 	}
 }
