@@ -1,6 +1,7 @@
 package lockfile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -438,25 +439,55 @@ func TestAbandonedWaitDoesNotKeepLockWhileProcessIsBusy(t *testing.T) {
 	cmd.Env = append(os.Environ(), helperEnv+"=abandon-and-spin", helperArgsEnv+"="+path,
 		"GOMAXPROCS=1", "GODEBUG=asyncpreemptoff=1")
 	h := startProcess(t, cmd)
-	inFlock := func() bool {
+	// The helper's thread in flock, once there is one, and what it is
+	// doing: a system call's number, or "running".
+	var waiterSyscall string
+	syscallOf := func(task string) string {
+		data, _ := os.ReadFile(task)
+		nr, _, _ := strings.Cut(string(data), " ")
+		return strings.TrimSpace(nr)
+	}
+	flock := strconv.Itoa(unix.SYS_FLOCK)
+	waitUntil(t, "the helper's waiter to block in flock", func() bool {
 		tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/task/*/syscall")
 		for _, task := range tasks {
-			data, _ := os.ReadFile(task)
-			if nr, _, _ := strings.Cut(string(data), " "); nr == strconv.Itoa(unix.SYS_FLOCK) {
+			if syscallOf(task) == flock {
+				waiterSyscall = task
 				return true
 			}
 		}
 		return false
-	}
-	waitUntil(t, "the helper's waiter to block in flock", inFlock)
+	})
 	if _, err := io.WriteString(h.stdin, "give up\n"); err != nil {
 		t.Fatal(err)
 	}
 	h.expect(t, "gave-up")
+	// The helper must spin before the lock is let go: a waiter whose call
+	// returns while the helper is still in the write(2) of its report
+	// takes the P that write left and runs. Time the process spends in
+	// user mode from now, five clock ticks of it, can only be the spin.
+	userTime := func() int {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		ticks, err := strconv.Atoi(fields[11]) // utime, the 14th field
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ticks
+	}
+	spinFrom := userTime()
+	waitUntil(t, "the helper to spin", func() bool { return userTime() >= spinFrom+5 })
 	holder.Close()
-	// Let the helper's call take the lock before anyone here tries: a try
-	// made at once could beat it to the lock, and prove nothing.
-	waitUntil(t, "the helper's waiter to return from flock", func() bool { return !inFlock() })
+	// Let the helper's call take the lock, return, and its thread park
+	// for want of a P, before anyone here tries: a try made earlier could
+	// beat it to the lock, and prove nothing.
+	waitUntil(t, "the helper's waiter to return from flock and park", func() bool {
+		nr := syscallOf(waiterSyscall)
+		return nr != flock && nr != "running" && nr != ""
+	})
 	refused := 0
 	for deadline := time.Now().Add(10 * time.Second); ; refused++ {
 		l, err := NewSimple(path)
