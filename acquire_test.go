@@ -243,14 +243,25 @@ func TestWaitsOnManyFilesAreBounded(t *testing.T) {
 			releaseAndOutwait(t, paths[i], func() { l.Close() })
 		}
 	}()
+	// A wait given up before its waiter's call began leaves no waiter.
 	abandon := func(path string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-		defer cancel()
-		_, err := AcquireSimple(ctx, path)
-		return err
+		ctx, cancel := context.WithCancel(context.Background())
+		result := make(chan error, 1)
+		go func() {
+			_, err := AcquireSimple(ctx, path)
+			result <- err
+		}()
+		waitUntil(t, "the waiter on "+path+" to block", func() bool {
+			w := waiterOn(path)
+			waiters.Lock()
+			defer waiters.Unlock()
+			return w != nil && w.blocking
+		})
+		cancel()
+		return <-result
 	}
 	for _, path := range paths[:3] {
-		if err := abandon(path); !errors.Is(err, context.DeadlineExceeded) {
+		if err := abandon(path); !errors.Is(err, context.Canceled) {
 			t.Fatalf("abandoned wait on %s: %v", path, err)
 		}
 	}
@@ -262,14 +273,14 @@ func TestWaitsOnManyFilesAreBounded(t *testing.T) {
 		!errors.As(err, &lockErr) || lockErr.Holder != holders[3].Content() || lockErr.Path != paths[3] {
 		t.Fatalf("a wait on a fourth file: %v, want a *LockError naming %q with ErrTooManyWaits at once", err, holders[3].Content())
 	}
-	if err := abandon(paths[0]); !errors.Is(err, context.DeadlineExceeded) {
+	if err := abandon(paths[0]); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a second abandoned wait on %s: %v, want it to join the waiter there", paths[0], err)
 	}
 	if blocked := threadsBlockedInLock(t); blocked > 3 {
 		t.Fatalf("%d threads blocked in the lock call, want at most 3", blocked)
 	}
 	releaseAndOutwait(t, paths[0], func() { holders[0].Close() })
-	if err := abandon(paths[3]); !errors.Is(err, context.DeadlineExceeded) {
+	if err := abandon(paths[3]); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a wait on a fourth file once a waiter ended: %v, want it to wait", err)
 	}
 }
