@@ -5,45 +5,46 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 )
 
 // AcquireSimple takes the lock as [NewSimple] does, but if it is held it
 // waits until the holder releases it or ctx is done, whichever comes first.
-//
 // The wait is a blocking lock call in the kernel, so the lock changes hands
-// as soon as the holder releases it, without polling. If ctx ends first, the
-// error is a [*LockError] naming the holder at that moment, for which both
-// errors.Is(err, ErrLocked) and errors.Is(err, ctx.Err()) hold. It returns
-// then even if the kernel call never does, as on a hung network mount. A nil
-// ctx is refused, before the file is opened, with an error for which
-// errors.Is(err, fs.ErrInvalid) holds.
+// as soon as it is released, without polling. A nil ctx is refused, before
+// the file is opened, with an error for which errors.Is(err, fs.ErrInvalid)
+// holds.
 //
-// However many calls give up waiting, a process keeps at most one thread
-// and one descriptor blocked in the kernel for each lock file (each
-// spelling of its path, to be exact: a hard link or a path through a
-// symbolic link to a directory counts as another); both are
-// gone once the lock is released. It keeps at most 1000 such waits in all,
-// far below Go's limit of 10,000 threads (see debug.SetMaxThreads): a wait
-// on another lock file beyond them fails at once with a [*LockError] for
-// which errors.Is(err, ErrTooManyWaits) holds. When the holder lets go of
-// a file whose every waiting caller has given up, the kernel call still
-// takes the lock for a moment, and attempts made then are refused: on Unix
-// until the call returns (microseconds, unless the machine is overloaded),
-// on Windows until the Go scheduler runs the waiting goroutine (milliseconds
-// in a busy process).
+// If ctx ends first, the error is a [*LockError] naming the holder at that
+// moment, for which errors.Is(err, ErrLocked) and errors.Is(err, ctx.Err())
+// hold. AcquireSimple returns then even if the kernel call never does, as
+// on a hung network mount; a process keeps at most one thread and one
+// descriptor waiting in the kernel for each lock file, however many calls
+// give up, and waits on at most 1000 lock files, far below Go's limit of
+// 10,000 threads (see debug.SetMaxThreads): a wait on another lock file
+// beyond them fails at once with a [*LockError] for which errors.Is(err,
+// ErrTooManyWaits) holds.
 //
-// Because a waiter opens the file before it waits, the path may name a new
-// file by the time the old one is unlocked (someone removed the lock file
-// and someone else created and locked a new one). The lock is returned only
-// if the locked file is still the one at the path; otherwise the wait starts
-// over on the new file.
+// When the holder lets go of a file whose every waiting caller has given
+// up, the kernel call still takes the lock for a moment, and attempts made
+// then are refused: with flock(2) until the call returns (microseconds,
+// unless the machine is overloaded), elsewhere until the Go scheduler runs
+// the waiting goroutine (milliseconds in a busy process).
+//
+// Once locked, the file is checked to be still the one at the path (see
+// [Deleting a lock file]); if not, the wait starts over on the new file.
 func AcquireSimple(ctx context.Context, path string, opts ...Option) (*SimpleLockFile, error) {
 	c, err := newSimpleConfig(opts)
 	if err != nil {
 		return nil, err
 	}
+	return acquireSimple(ctx, path, c)
+}
+
+// acquireSimple takes a lock that writes no content, waiting while it is held.
+func acquireSimple(ctx context.Context, path string, c *config) (*SimpleLockFile, error) {
 	f, st, err := lockWait(ctx, path, c)
 	if err != nil {
 		return nil, err
@@ -78,26 +79,19 @@ func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, e
 	if ctx == nil {
 		return sysFile{}, fileStat{}, &fs.PathError{Op: "lock", Path: path, Err: fmt.Errorf("nil Context: %w", fs.ErrInvalid)}
 	}
-	// Each round that does not return has waited in waitFor, which ends
-	// when ctx does; tryLockFile bounds its own starts over.
 	for {
-		probe, st, opened, err := tryLockFile(path, c, true)
-		switch {
-		case err == nil:
-			return probe, st, nil
-		case !opened:
-			return sysFile{}, fileStat{}, err
-		case !errors.Is(err, ErrLocked):
-			return sysFile{}, fileStat{}, lockFailed(probe, path, err)
+		f, st, err := lockNowAndLook(path, c)
+		if !errors.Is(err, ErrLocked) {
+			return f, st, err
 		}
-		waitedFor, err := probe.stat()
+		if ctx.Err() != nil {
+			return sysFile{}, fileStat{}, gaveUp(ctx, path, c)
+		}
+		waitFor, err := statPath(path, c.followSymlinks)
 		if err != nil {
-			return sysFile{}, fileStat{}, lockFailed(probe, path, err)
+			continue // removed since: lock the file there now
 		}
-		locked, ok, err := waitFor(ctx, path, probe, waitedFor, c)
-		if !ok || locked != probe {
-			probe.close()
-		}
+		locked, ok, err := waitUntilLocked(ctx, path, waitFor, c)
 		if err != nil {
 			return sysFile{}, fileStat{}, err
 		}
@@ -116,26 +110,35 @@ func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, e
 	}
 }
 
-// waitFor waits until the file described by st, which probe has open, is
-// locked for this caller, or ctx is done. It returns the locked file (probe
-// itself, or the waiter's) and true, or false if the caller should try again.
-func waitFor(ctx context.Context, path string, probe sysFile, st fileStat, c *config) (sysFile, bool, error) {
-	gaveUp := func() error {
-		// The holder is read through probe: on Windows, a read through the
-		// waiter's handle would queue behind its blocked lock call.
-		return &LockError{Path: path, Holder: readHolder(probe),
-			Err: fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err())}
+// gaveUp describes a wait that ctx ended.
+func gaveUp(ctx context.Context, path string, c *config) error {
+	return heldError(path, c, fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err()))
+}
+
+// heldError describes a lock that is held, with err, naming the holder at
+// that moment, read through a descriptor of its own: on Windows, a read
+// through a handle blocked in a lock call would queue behind it.
+func heldError(path string, c *config, err error) error {
+	if holder, state := heldHere(path, c.followSymlinks, readHolder); state != free {
+		return &LockError{Path: path, Holder: holder, Shared: state == heldShared, Err: err}
 	}
-	switch {
-	case ctx.Err() != nil:
-		return sysFile{}, false, gaveUp()
-	case ctx.Done() == nil:
+	f, openErr := openFile(path, os.O_RDONLY, 0, c.followSymlinks)
+	if openErr != nil {
+		return &LockError{Path: path, Err: err}
+	}
+	defer f.close()
+	return describeHolder(f, path, err)
+}
+
+// waitUntilLocked waits until the file described by target is locked for
+// this caller, or ctx is done. It returns the locked file and true, or
+// false if the caller should try again: the lock went to another caller of
+// this process, or the path names another file now.
+func waitUntilLocked(ctx context.Context, path string, target fileStat, c *config) (sysFile, bool, error) {
+	if ctx.Done() == nil {
 		// Nothing can end this wait, so it may block in this goroutine's
 		// own thread; no other caller will be left waiting on it.
-		if err := probe.waitLock(); err != nil {
-			return sysFile{}, false, &fs.PathError{Op: "lock", Path: path, Err: err}
-		}
-		return probe, true, nil
+		return waitHere(path, target, c)
 	}
 	// Waiters are found by absolute path, so that a relative one means the
 	// same file after a change of directory. Only a real wait needs it,
@@ -144,25 +147,59 @@ func waitFor(ctx context.Context, path string, probe sysFile, st fileStat, c *co
 	if err != nil {
 		return sysFile{}, false, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	w := joinWaiter(key, path, st, c)
+	if c.mode == shared {
+		key = "shared:" + key // a waiter waits for one kind of lock
+	}
+	w := joinWaiter(key, path, target, c)
 	if w == nil {
-		return sysFile{}, false, &LockError{Path: path, Holder: readHolder(probe),
-			Err: fmt.Errorf("%w; cannot wait: %w", ErrLocked, ErrTooManyWaits)}
+		return sysFile{}, false, heldError(path, c, fmt.Errorf("%w; cannot wait: %w", ErrLocked, ErrTooManyWaits))
 	}
 	select {
 	case locked := <-w.handoff:
 		return locked, true, nil
 	case <-w.done:
 		if w.err != nil {
-			return sysFile{}, false, &fs.PathError{Op: "lock", Path: path, Err: w.err}
+			return sysFile{}, false, w.err
 		}
 		// The lock went to another caller, or was free for a moment
 		// while no one was receiving, or the path names another file.
 		return sysFile{}, false, nil
 	case <-ctx.Done():
 		w.leave()
-		return sysFile{}, false, gaveUp()
+		return sysFile{}, false, gaveUp(ctx, path, c)
 	}
+}
+
+// waitHere opens the file at path and waits for its lock in this goroutine.
+func waitHere(path string, target fileStat, c *config) (sysFile, bool, error) {
+	f, err := openTarget(path, target, c)
+	if err != nil || f == nil {
+		return sysFile{}, false, err
+	}
+	if err := f.waitLock(c.mode); err != nil {
+		f.close()
+		return sysFile{}, false, &fs.PathError{Op: "lock", Path: path, Err: err}
+	}
+	return *f, true, nil
+}
+
+// openTarget opens the file at path if it is still the one described by
+// target, and returns nil if the path names another file now.
+func openTarget(path string, target fileStat, c *config) (*sysFile, error) {
+	f, err := openLockFile(path, c)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.stat()
+	if err != nil {
+		f.close()
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if !st.sameFile(target) {
+		f.close()
+		return nil, nil
+	}
+	return &f, nil
 }
 
 // A waiter is the one blocking lock call that this process makes on one lock
@@ -174,7 +211,7 @@ type waiter struct {
 	file    fileStat      // the file waited for
 	handoff chan sysFile  // unbuffered: only a caller receiving now gets the lock
 	done    chan struct{} // closed when the waiter has finished
-	err     error         // why the blocking call failed, set before done closes
+	err     error         // why the wait failed, set before done closes
 
 	// Guarded by waiters' mutex.
 	listeners int     // callers that joined and have not given up
@@ -222,8 +259,9 @@ func joinWaiter(key, path string, file fileStat, c *config) *waiter {
 // take the lock when the holder lets go, yet the blocking call takes it,
 // and would keep it until the Go scheduler runs the waiter, milliseconds on
 // a busy process. So the descriptor the call blocks on is detached from the
-// lock file: the kernel then drops the lock as the call returns. A waiter
-// that has not begun its call never begins it.
+// lock file where the platform can (see sysFile.detach): the kernel then
+// drops the lock as the call returns. A waiter that has not begun its call
+// never begins it.
 func (w *waiter) leave() {
 	waiters.Lock()
 	defer waiters.Unlock()
@@ -233,15 +271,17 @@ func (w *waiter) leave() {
 	w.detached = !w.blocking || w.f.detach()
 }
 
-// wait blocks on a descriptor of its own, so that callers keep theirs free
-// for reading the holder and can give up without touching it.
+// wait blocks on a descriptor of its own, so that callers can give up
+// without touching it.
 func (w *waiter) wait(key, path string, c *config) {
 	defer close(w.done)
-	f, opened, err := openWaited(path, c, w.file)
-	blocked := opened && w.begin(f)
+	f, err := openTarget(path, w.file, c)
+	blocked := f != nil && w.begin(*f)
 	if blocked {
-		err = f.waitLock()
-	} else if opened {
+		if lockErr := f.waitLock(c.mode); lockErr != nil {
+			err = &fs.PathError{Op: "lock", Path: path, Err: lockErr}
+		}
+	} else if f != nil {
 		f.close() // every caller gave up before the call began
 	}
 	if w.end(key) {
@@ -259,24 +299,10 @@ func (w *waiter) wait(key, path string, c *config) {
 		return
 	}
 	select {
-	case w.handoff <- f:
+	case w.handoff <- *f:
 	default:
-		release(f, path) // everyone who waited has given up
+		release(*f, path) // everyone who waited has given up
 	}
-}
-
-// openWaited opens the file at path for a waiter. If it is not the file
-// waited for any more, it is closed and callers start over.
-func openWaited(path string, c *config, file fileStat) (sysFile, bool, error) {
-	f, err := openLockFile(path, c)
-	if err != nil {
-		return sysFile{}, false, err
-	}
-	if st, err := f.stat(); err != nil || !st.sameFile(file) {
-		f.close()
-		return sysFile{}, false, err
-	}
-	return f, true, nil
 }
 
 // begin records f as what the waiter blocks on, unless every caller has

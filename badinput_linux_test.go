@@ -187,7 +187,7 @@ func TestBadInputAndHostilePaths(t *testing.T) {
 				}))
 			}
 			if tt.holderIs != nil {
-				err := withinTime(t, "Holder", func() error { _, _, err := Holder(path); return err })
+				err := withinTime(t, "Holder", func() error { _, err := Holder(path); return err })
 				if !errors.Is(err, tt.holderIs) || errors.Is(err, ErrLocked) {
 					t.Errorf("Holder(%q) = %v, want %v", path, err, tt.holderIs)
 				}

@@ -27,41 +27,58 @@ func ExpandTemplate(t string) (string, error) {
 	return string(content[1 : len(content)-1]), nil
 }
 
-// Holder reports whether the lock on the file at path is held and, if it
-// is, what [LockError.Holder] would say of the holder. It opens the file
-// for reading only and never creates, truncates or writes it: a missing
-// file is a free lock. A symbolic link is refused as [NewSimple] refuses
-// it, and a file that is not a regular file with [ErrNotRegular].
+// A Status says whether a lock is held, and by whom.
+type Status struct {
+	Held   bool   // someone holds the lock
+	Shared bool   // it is held by shared holders ([NewShared]), who write nothing
+	Holder string // what [LockError.Holder] would say; empty when Shared
+}
+
+// Holder reports whether the lock on the file at path is held, and by
+// whom. It opens the file for reading only and never creates, truncates or
+// writes it: a missing file is a free lock. A symbolic link is refused as
+// [NewSimple] refuses it, and a file that is not a regular file with
+// [ErrNotRegular].
 //
-// To tell, Holder takes a shared lock and drops it at once. A lock taken
-// at that very instant by someone else may therefore be refused as held;
-// two calls of Holder never refuse each other.
-func Holder(path string) (holder string, held bool, err error) {
+// Where the system has no call that only asks (flock(2), Windows), Holder
+// takes a lock for an instant to tell: a lock attempt at that very
+// instant may be refused, and two calls of Holder at the same instant may
+// see each other as holders.
+func Holder(path string) (Status, error) {
+	if holder, state := heldHere(path, false, readHolder); state != free {
+		st, err := statPath(path, false)
+		if err != nil {
+			return Status{}, err
+		}
+		if err := checkRegular(st, path); err != nil {
+			return Status{}, err
+		}
+		return Status{Held: true, Shared: state == heldShared, Holder: holder}, nil
+	}
 	f, err := openFile(path, os.O_RDONLY, 0, false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
+		return Status{}, nil
 	}
 	if err != nil {
-		return "", false, err
+		return Status{}, err
 	}
 	defer f.close()
 	st, err := f.stat()
 	if err != nil {
-		return "", false, &fs.PathError{Op: "stat", Path: path, Err: err}
+		return Status{}, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	if err := checkRegular(st, path); err != nil {
-		return "", false, err
+		return Status{}, err
 	}
-	switch err := f.tryLockShared(); {
-	case errors.Is(err, ErrLocked):
-		return readHolder(f), true, nil
+	switch state, err := f.testLock(); {
 	case err != nil:
-		return "", false, &fs.PathError{Op: "lock", Path: path, Err: err}
+		return Status{}, &fs.PathError{Op: "lock", Path: path, Err: err}
+	case state == heldExclusive:
+		return Status{Held: true, Holder: readHolder(f)}, nil
+	case state == heldShared:
+		return Status{Held: true, Shared: true}, nil
 	}
-	if err := f.unlock(); err != nil {
-		return "", false, &fs.PathError{Op: "unlock", Path: path, Err: err}
-	}
-	return "", false, nil
+	return Status{}, nil
 }
 
 // A template is a parsed content template: literal text and fields, in order.

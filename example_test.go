@@ -1,4 +1,4 @@
-//go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd || windows
+//go:build unix || windows
 
 package lockfile_test
 
@@ -199,11 +199,11 @@ func ExampleHolder() {
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "service.lock")
 
-	_, held, err := lockfile.Holder(path)
+	status, err := lockfile.Holder(path)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("held:", held)
+	fmt.Println("held:", status.Held)
 
 	lock, err := lockfile.New(path, lockfile.WithContentTemplate("nightly-backup"))
 	if err != nil {
@@ -211,12 +211,54 @@ func ExampleHolder() {
 	}
 	defer lock.Close()
 
-	holder, held, err := lockfile.Holder(path)
+	status, err = lockfile.Holder(path)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("held:", held, "by", holder)
+	fmt.Println("held:", status.Held, "by", status.Holder)
 	// Output:
 	// held: false
 	// held: true by nightly-backup
+}
+
+// Many readers use a cache directory at once under shared locks, while a
+// writer that rebuilds it takes the exclusive lock and waits for them to
+// finish.
+func ExampleNewShared() {
+	dir := tempDir()
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "cache.lock")
+
+	reader1, err := lockfile.NewShared(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	reader2, err := lockfile.NewShared(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("two readers")
+
+	_, err = lockfile.NewSimple(path)
+	var lockErr *lockfile.LockError
+	fmt.Println("writer refused by shared holders:", errors.As(err, &lockErr) && lockErr.Shared)
+
+	// The writer waits until both readers let go.
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		reader1.Close()
+		reader2.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	writer, err := lockfile.AcquireSimple(ctx, path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer writer.Close()
+	fmt.Println("writer rebuilds the cache")
+	// Output:
+	// two readers
+	// writer refused by shared holders: true
+	// writer rebuilds the cache
 }

@@ -1,4 +1,4 @@
-//go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd || windows
+//go:build unix || windows
 
 package lockfile
 
@@ -91,8 +91,25 @@ func runHelper(mode string, args []string) int {
 		case err == nil:
 			report("ok %s", l.Content())
 			l.Close()
+		case errors.As(err, &lockErr) && lockErr.Shared:
+			report("shared")
 		case errors.As(err, &lockErr) && errors.Is(err, ErrLocked):
 			report("locked %s", lockErr.Holder)
+		default:
+			report("error %v", err)
+			return 1
+		}
+		return 0
+	case "shared": // path: hold a shared lock until stdin closes
+		l, err := NewShared(args[0])
+		var lockErr *LockError
+		switch {
+		case err == nil:
+			report("locked")
+			waitForStdinEOF()
+			l.Close()
+		case errors.As(err, &lockErr) && errors.Is(err, ErrLocked):
+			report("refused %s", lockErr.Holder)
 		default:
 			report("error %v", err)
 			return 1
@@ -148,15 +165,31 @@ func runHelper(mode string, args []string) int {
 // incrementUnderLock adds one to the number in counterPath while holding the
 // lock, and writes a token of its own into the lock file, as zc.lockfile's
 // many-workers test does. how is "retry" (NewSimple in a loop, as
-// zc.lockfile's users do) or "wait" (AcquireSimple).
+// zc.lockfile's users do) or "wait" (AcquireSimple). The token is written
+// through the hook's file: opening and closing the lock file anew would
+// drop a lock that belongs to the process (see lock_fcntl.go).
 func incrementUnderLock(lockPath, counterPath, how string) error {
+	var n int
+	writeToken := WithOnLock(func(f *os.File) error {
+		data, err := os.ReadFile(counterPath)
+		if err != nil {
+			return err
+		}
+		n, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+		token := fmt.Sprintf(" %d-%d\n", os.Getpid(), n)
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+		_, err = f.WriteAt([]byte(token), 0)
+		return err
+	})
 	var l *SimpleLockFile
 	var err error
 	for {
 		if how == "wait" {
-			l, err = AcquireSimple(context.Background(), lockPath)
+			l, err = AcquireSimple(context.Background(), lockPath, writeToken)
 		} else {
-			l, err = NewSimple(lockPath)
+			l, err = NewSimple(lockPath, writeToken)
 		}
 		if !errors.Is(err, ErrLocked) {
 			break
@@ -167,15 +200,6 @@ func incrementUnderLock(lockPath, counterPath, how string) error {
 		return err
 	}
 	defer l.Close()
-	data, err := os.ReadFile(counterPath)
-	if err != nil {
-		return err
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	token := fmt.Sprintf(" %d-%d\n", os.Getpid(), n)
-	if err := os.WriteFile(lockPath, []byte(token), 0o644); err != nil {
-		return err
-	}
 	return os.WriteFile(counterPath, []byte(strconv.Itoa(n+1)), 0o644)
 }
 
@@ -267,4 +291,14 @@ func holdInHelper(t *testing.T, path, template string) (*helper, string) {
 	t.Helper()
 	h := startHelper(t, "hold", path, template)
 	return h, h.expect(t, "locked")
+}
+
+// tryInHelper reports what New says in another process: "locked" and the
+// holder, or "ok".
+func tryInHelper(t *testing.T, path string) (verb, rest string) {
+	t.Helper()
+	h := startHelper(t, "try", path)
+	verb, rest = h.next(t)
+	h.finish(t)
+	return verb, rest
 }

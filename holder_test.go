@@ -1,4 +1,4 @@
-//go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd || windows
+//go:build unix || windows
 
 package lockfile
 
@@ -12,7 +12,8 @@ import (
 
 func TestHolderOfMissingFileIsFreeAndCreatesNothing(t *testing.T) {
 	path := tempLockPath(t)
-	holder, held, err := Holder(path)
+	st, err := Holder(path)
+	holder, held := st.Holder, st.Held
 	if err != nil || held || holder != "" {
 		t.Fatalf("Holder(missing) = %q, %v, %v; want free", holder, held, err)
 	}
@@ -26,7 +27,8 @@ func TestHolderNamesHolderAndChangesNothing(t *testing.T) {
 	h, content := holdInHelper(t, path, "{pid};worker")
 	before := readFile(t, path)
 
-	holder, held, err := Holder(path)
+	st, err := Holder(path)
+	holder, held := st.Holder, st.Held
 	if err != nil || !held || holder != content {
 		t.Fatalf("Holder = %q, %v, %v; want %q, true, nil", holder, held, err, content)
 	}
@@ -36,7 +38,8 @@ func TestHolderNamesHolderAndChangesNothing(t *testing.T) {
 	assertLocked(t, path, content) // still held by the helper
 
 	h.finish(t)
-	holder, held, err = Holder(path)
+	st, err = Holder(path)
+	holder, held = st.Holder, st.Held
 	if err != nil || held || holder != "" {
 		t.Fatalf("after release Holder = %q, %v, %v; want free", holder, held, err)
 	}
@@ -53,18 +56,18 @@ func TestHolderSeesLockObjectOfThisProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if holder, held, err := Holder(path); err != nil || !held || holder != "here" {
-		t.Fatalf("Holder = %q, %v, %v; want \"here\", true, nil", holder, held, err)
+	if st, err := Holder(path); err != nil || !st.Held || st.Holder != "here" {
+		t.Fatalf("Holder = %+v, %v; want held by \"here\"", st, err)
 	}
 }
 
 func TestHolderRefusesWhatNewRefuses(t *testing.T) {
 	dir := testDir(t)
-	if _, _, err := Holder(dir); !errors.Is(err, ErrNotRegular) {
+	if _, err := Holder(dir); !errors.Is(err, ErrNotRegular) {
 		t.Fatalf("Holder(directory) = %v, want ErrNotRegular", err)
 	}
-	if _, held, err := Holder(dir + "/missing/lock"); err != nil || held {
-		t.Fatalf("Holder(missing parent) = %v, %v; want free", held, err)
+	if st, err := Holder(dir + "/missing/lock"); err != nil || st.Held {
+		t.Fatalf("Holder(missing parent) = %+v, %v; want free", st, err)
 	}
 }
 

@@ -1,4 +1,4 @@
-//go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd
+//go:build unix
 
 package lockfile
 
@@ -46,7 +46,7 @@ func zcPython(t *testing.T) string {
 
 func startZC(t *testing.T, mode, path, template string) *helper {
 	t.Helper()
-	return startProcess(t, exec.Command(zcPython(t), "-c", zcPeer, mode, path, template))
+	return startProcess(t, exec.Command(zcPython(t), "-c", zcPrelude+zcPeer, mode, path, template))
 }
 
 func TestInteropZCHoldsGoIsRefused(t *testing.T) {
@@ -107,15 +107,6 @@ func TestInteropGoHoldsZCIsRefused(t *testing.T) {
 		}
 		zc.finish(t)
 	}
-}
-
-func flockCommand(t *testing.T) string {
-	t.Helper()
-	flock, err := exec.LookPath("flock")
-	if err != nil {
-		skipOrFail(t, "no flock(1) (apt-get install util-linux)")
-	}
-	return flock
 }
 
 func TestInteropFlockCommand(t *testing.T) {

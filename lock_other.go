@@ -1,4 +1,4 @@
-//go:build !(darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd || windows)
+//go:build !unix && !windows
 
 package lockfile
 
@@ -7,11 +7,8 @@ import (
 	"os"
 )
 
-// On AIX and Solaris only fcntl(2) locks exist. They belong to the process,
-// not the open file, and closing any descriptor of the file drops them, so
-// they cannot keep two lock objects of one process apart. Here, as on
-// platforms with no locking at all, every attempt fails before the file is
-// opened or created.
+// js/wasm, wasip1 and plan9 have no file locking that excludes another
+// process. Here every attempt fails before the file is opened or created.
 
 type sysFile struct{}
 
@@ -19,22 +16,24 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 	return sysFile{}, &fs.PathError{Op: "open", Path: path, Err: ErrUnsupported}
 }
 
-func (sysFile) tryLock() error                    { return ErrUnsupported }
-func (sysFile) tryLockShared() error              { return ErrUnsupported }
-func (sysFile) waitLock() error                   { return ErrUnsupported }
-func (sysFile) unlock() error                     { return ErrUnsupported }
-func (sysFile) detach() bool                      { return false }
-func (sysFile) close() error                      { return ErrUnsupported }
-func (sysFile) readAt([]byte, int64) (int, error) { return 0, ErrUnsupported }
-func (sysFile) writeAt([]byte, int64) error       { return ErrUnsupported }
-func (sysFile) truncate(int64) error              { return ErrUnsupported }
-func (sysFile) osFile(string) (*os.File, error)   { return nil, ErrUnsupported }
-func (sysFile) stat() (fileStat, error)           { return fileStat{}, ErrUnsupported }
-func (sysFile) kernelInterface(fileStat) bool     { return false }
-func statPath(string, bool) (fileStat, error)     { return fileStat{}, ErrUnsupported }
-func (fileStat) removed() bool                    { return false }
-func (fileStat) linked() bool                     { return false }
-func (fileStat) regular() bool                    { return false }
-func (fileStat) sameFile(fileStat) bool           { return false }
+func (sysFile) tryLock(lockMode) error                      { return ErrUnsupported }
+func (sysFile) testLock() (lockState, error)                { return free, ErrUnsupported }
+func (sysFile) waitLock(lockMode) error                     { return ErrUnsupported }
+func (sysFile) detach() bool                                { return false }
+func (sysFile) unlockAndClose() (error, error)              { return ErrUnsupported, nil }
+func (sysFile) close() error                                { return ErrUnsupported }
+func (sysFile) readAt([]byte, int64) (int, error)           { return 0, ErrUnsupported }
+func (sysFile) writeAt([]byte, int64) error                 { return ErrUnsupported }
+func (sysFile) truncate(int64) error                        { return ErrUnsupported }
+func (sysFile) lendFile(string, func(*os.File) error) error { return ErrUnsupported }
+
+func heldHere(string, bool, func(sysFile) string) (string, lockState) { return "", free }
+func (sysFile) stat() (fileStat, error)                               { return fileStat{}, ErrUnsupported }
+func (sysFile) kernelInterface(fileStat) bool                         { return false }
+func statPath(string, bool) (fileStat, error)                         { return fileStat{}, ErrUnsupported }
+func (fileStat) removed() bool                                        { return false }
+func (fileStat) linked() bool                                         { return false }
+func (fileStat) regular() bool                                        { return false }
+func (fileStat) sameFile(fileStat) bool                               { return false }
 
 type fileStat struct{ size int64 }

@@ -74,19 +74,57 @@ const (
 	lockLength = 1
 )
 
-// tryLock takes the exclusive byte-range lock without waiting.
-func (f sysFile) tryLock() error {
-	return f.lockFileEx(windows.LOCKFILE_EXCLUSIVE_LOCK | windows.LOCKFILE_FAIL_IMMEDIATELY)
+// tryLock takes the byte-range lock without waiting.
+func (f sysFile) tryLock(m lockMode) error {
+	return f.lockFileEx(lockFlags[m] | windows.LOCKFILE_FAIL_IMMEDIATELY)
 }
 
-// tryLockShared takes a shared lock on the same byte without waiting, to
-// learn whether anyone holds the exclusive one.
-func (f sysFile) tryLockShared() error { return f.lockFileEx(windows.LOCKFILE_FAIL_IMMEDIATELY) }
+var lockFlags = [...]uint32{exclusive: windows.LOCKFILE_EXCLUSIVE_LOCK, shared: 0}
 
-// waitLock takes the exclusive lock, blocking in the kernel until it is
-// free. The handle is opened for synchronous I/O, so LockFileEx returns
-// only once the lock is held.
-func (f sysFile) waitLock() error { return f.lockFileEx(windows.LOCKFILE_EXCLUSIVE_LOCK) }
+// testLock tells whether someone else holds a lock on the file, taking a
+// lock for a moment to find out: Windows has no call that only asks.
+func (f sysFile) testLock() (lockState, error) {
+	switch err := f.lockFileEx(windows.LOCKFILE_FAIL_IMMEDIATELY); {
+	case err == ErrLocked:
+		return heldExclusive, nil
+	case err != nil:
+		return free, err
+	}
+	if err := f.unlock(); err != nil {
+		return free, err
+	}
+	switch err := f.lockFileEx(windows.LOCKFILE_EXCLUSIVE_LOCK | windows.LOCKFILE_FAIL_IMMEDIATELY); {
+	case err == ErrLocked:
+		return heldShared, nil
+	case err != nil:
+		return free, err
+	}
+	return free, f.unlock()
+}
+
+// heldHere reports a lock of this process's that the kernel would not
+// refuse to another lock object: LockFileEx locks belong to the handle, so
+// there is none.
+func heldHere(path string, followSymlinks bool, read func(sysFile) string) (string, lockState) {
+	return "", free
+}
+
+// lendFile runs fn with an *os.File of its own on the locked file: a
+// duplicate handle, closed when fn returns. The lock stays with the
+// original handle.
+func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
+	file, err := f.osFile(name)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	return fn(file)
+}
+
+// waitLock takes the lock, blocking in the kernel until it is free. The
+// handle is opened for synchronous I/O, so LockFileEx returns only once
+// the lock is held.
+func (f sysFile) waitLock(m lockMode) error { return f.lockFileEx(lockFlags[m]) }
 
 // detach would let go of the file under a blocked waitLock; Windows has no
 // way to do that to a handle, so it reports that it did nothing.
@@ -110,12 +148,15 @@ func (f sysFile) lockFileEx(flags uint32) error {
 	return fmt.Errorf("LockFileEx: %w", err)
 }
 
-func (f sysFile) close() error {
-	if err := windows.CloseHandle(f.h); err != nil {
-		return fmt.Errorf("close: %w", err)
-	}
-	return nil
+// unlockAndClose releases the lock held through f and closes it. Windows
+// releases a closed handle's locks only when it gets round to it;
+// unlocking first releases the lock at once.
+func (f sysFile) unlockAndClose() (unlockErr, closeErr error) {
+	return f.unlock(), windows.CloseHandle(f.h)
 }
+
+// close closes the handle.
+func (f sysFile) close() error { return windows.CloseHandle(f.h) }
 
 func (f sysFile) readAt(b []byte, off int64) (int, error) {
 	var n uint32

@@ -5,22 +5,17 @@
 // [AcquireSimple] or [Acquire], which wait until the lock is free or a context
 // ends. It is held until [SimpleLockFile.Close] or until the process exits,
 // however it exits: the operating system releases it, so a crashed holder
-// never leaves a stale lock behind. The lock file itself stays on disk after
-// Close, on purpose: removing it would let a waiter lock the removed file
-// while a newcomer locks a new one at the same path.
+// never leaves a stale lock behind. The lock file stays on disk after Close
+// (see [Deleting a lock file]).
 //
 // # What excludes what
 //
 // A lock excludes every other lock taken on the same file, whether from
 // another process or from another lock object in the same process, and
 // whether taken by this package, by Python's zc.lockfile, or by util-linux
-// flock(1) on Unix. Goroutines sharing one lock object share the lock.
-//
-// On Unix the lock is flock(2) on the whole file. It is advisory: a process
-// that does not ask for the lock can still read and write the file. On
-// Windows the lock is LockFileEx on byte 0, the byte zc.lockfile locks. Byte
-// range locks on Windows are mandatory: no other process can read or write
-// byte 0 while it is held, which is why the content starts at byte 1.
+// flock(1) on Unix. Goroutines sharing one lock object share the lock. Locks
+// are advisory: a program that does not ask for the lock can still read and
+// write the file.
 //
 // # Content
 //
@@ -29,6 +24,17 @@
 // With the template "{pid};{hostname}" a file reads " 8244;web-1\n". When a
 // lock is refused, the [LockError] carries that content as Holder, so start-up
 // code can say who is running already.
+//
+// # Deleting a lock file
+//
+// Never delete a lock file that anyone may lock. A lock is on the file, not
+// on its name: a caller that opened the file before it was deleted can lock
+// the deleted file while a newcomer creates and locks a new one at the path,
+// and both hold "the" lock. [New], [Acquire], [AcquireSimple] and
+// [NewSimple] with a hook check the file they locked still has a name, and
+// after a wait that it is the one at the path, and start over if not. A bare
+// NewSimple does not look; other programs, zc.lockfile and flock(1) among
+// them, do not either.
 //
 // # Planted links
 //
@@ -41,69 +47,39 @@
 //
 // # Platforms
 //
-// Linux, macOS, the BSDs and illumos use flock(2); Windows uses LockFileEx.
-// AIX and Solaris have no flock(2) and their fcntl locks cannot exclude two
-// lock objects of one process from each other, so there, as on js/wasm,
-// wasip1 and plan9, every attempt fails with [ErrUnsupported]. The package
-// compiles everywhere.
+// Linux, macOS, the BSDs and illumos lock with flock(2) on the whole file,
+// and Windows with LockFileEx on byte 0, the byte zc.lockfile locks. Both
+// locks belong to the open file, so the kernel keeps lock objects apart. On
+// Windows the lock is mandatory for that byte: no other process can read it
+// while it is held, which is why the content starts at byte 1.
 //
-// A file system that cannot lock at all (NFS mounted without a lock manager,
-// some FUSE and SMB mounts) also fails with [ErrUnsupported], never with a
-// lock that does not exclude.
+// AIX and Solaris have only POSIX record locks (fcntl F_SETLK), and those
+// belong to the process: the kernel would grant a second lock object of the
+// holding process the lock, and drop it when the process closes any
+// descriptor of the file. There the package keeps a table of the locks the
+// process holds, refuses or queues a second lock object itself, and keeps
+// every descriptor it opens on a held file open until the lock is released.
+// Code outside the package must do its part: open and close a held lock
+// file only through a [WithOnLock] hook's file, never with [os.Open] and
+// Close, which would drop the lock. Building with the tag lockfile_fcntl
+// makes Linux lock the same way, to test code for those systems.
 //
-// On NFS, Linux carries out flock(2) with the server's byte-range locks,
-// which belong to the process: there, processes still exclude each other,
-// but two lock objects of one process do not, and closing any descriptor of
-// the lock file in the holding process (a second lock attempt's included)
-// drops its lock. Keep one lock object per NFS lock file per process.
+// On NFS, Linux and FreeBSD take flock(2) locks as whole-file locks on the
+// server that still belong to the open file: lock objects exclude each
+// other across hosts and within a process, and closing another descriptor
+// drops nothing. macOS's NFS client makes them the process's: keep one lock
+// object per NFS lock file per process there. A file system that cannot
+// lock at all (NFS without a lock manager, some FUSE and SMB mounts) fails
+// with [ErrUnsupported], never with a lock that does not exclude; so does
+// every attempt on js/wasm, wasip1 and plan9. The package compiles
+// everywhere.
 package lockfile
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 )
-
-// ErrLocked reports that the lock is held by someone else: another process,
-// or another lock object in this process. Errors that carry it are
-// [*LockError] values.
-var ErrLocked = errors.New("locked by another holder")
-
-// ErrTooManyWaits reports that a wait could not begin because this process
-// already waits in the kernel on as many lock files as [Acquire] allows.
-// Errors that carry it are [*LockError] values that carry ErrLocked too.
-var ErrTooManyWaits = errors.New("too many lock files waited for in this process")
-
-// ErrUnsupported reports that the lock cannot be taken here at all: the
-// platform has no suitable file locking, or the file system refuses to lock.
-var ErrUnsupported = errors.New("file locking is not supported")
-
-// ErrSymlink reports that the last element of the lock file's path is a
-// symbolic link, which is refused unless [WithFollowSymlinks] is given.
-var ErrSymlink = errors.New("lock file path is a symbolic link")
-
-// ErrHardLink reports that the lock file has more than one name (hard
-// link). [New], [Acquire] and a [WithOnLock] hook refuse to write into such
-// a file unless [WithHardLinks] is given: a link planted at the lock path
-// would make them write into the file it names, wherever that is. They
-// release the lock and return it before writing a byte. [NewSimple] and
-// [AcquireSimple] without a hook write nothing and lock such a file.
-var ErrHardLink = errors.New("lock file has more than one hard link")
-
-// ErrNotRegular reports that the path names something other than a regular
-// file, such as a device or a named pipe, where a regular file is needed:
-// by [New] and [Acquire], which write into it, by a [WithOnLock] hook, and
-// by [Holder]. [NewSimple] and [AcquireSimple] lock such a file as they
-// find it.
-//
-// On Linux, what writes also refuses with it a file of a file system that
-// is the kernel's interface (procfs, sysfs, cgroup, debugfs, tracefs,
-// securityfs, configfs, binfmt_misc, selinuxfs, smackfs), where a write is
-// an order to the kernel. Such files report a size of 0 or one page, and
-// only a file of either size is asked about; one that reports another size
-// is written.
-var ErrNotRegular = errors.New("lock file is not a regular file")
 
 // LockError is the error returned when the lock is held by someone else.
 // errors.Is(err, ErrLocked) holds for it.
@@ -114,8 +90,11 @@ type LockError struct {
 	// surrounding white space removed: what the holder wrote if it is a
 	// LockFile, such as "1234;web-1". A holder that writes nothing leaves
 	// whatever an earlier holder wrote, so Holder can name a process that
-	// is gone; it is empty when the file is empty.
+	// is gone; it is empty when the file is empty, and when Shared is set.
 	Holder string
+	// Shared reports that the lock is held by shared holders ([NewShared]),
+	// who write nothing.
+	Shared bool
 	// Err is ErrLocked, or an error that wraps ErrLocked together with
 	// the reason a wait ended, such as context.DeadlineExceeded.
 	Err error
@@ -124,7 +103,10 @@ type LockError struct {
 // Error names the path and, when known, the holder.
 func (e *LockError) Error() string {
 	msg := fmt.Sprintf("lockfile: cannot lock %s: %v", e.Path, e.Err)
-	if e.Holder != "" {
+	switch {
+	case e.Shared:
+		msg += " (held shared)"
+	case e.Holder != "":
 		msg += fmt.Sprintf(" (held by %q)", e.Holder)
 	}
 	return msg
@@ -161,7 +143,8 @@ type config struct {
 	onLock         func(*os.File) error
 	followSymlinks bool
 	hardLinks      bool
-	err            error // the first invalid option
+	mode           lockMode // set by NewShared and AcquireShared, not by an option
+	err            error    // the first invalid option
 }
 
 // defaultTemplate is what New writes without WithContentTemplate. It is
@@ -171,6 +154,9 @@ var defaultTemplate, _ = parseTemplate("{pid}")
 // defaultConfig is the configuration without options, shared so that taking
 // a lock without options allocates none. It is never changed.
 var defaultConfig = config{perm: 0o644}
+
+// defaultSharedConfig is defaultConfig for a shared lock.
+var defaultSharedConfig = config{perm: 0o644, mode: shared}
 
 func newConfig(opts []Option) (*config, error) {
 	if len(opts) == 0 {
@@ -216,9 +202,9 @@ func WithContentTemplate(t string) Option {
 
 // WithMode sets the permission bits of a lock file that does not exist yet
 // and is created by this call. The default is 0644. An existing file keeps
-// its permissions. Every lock opens the file for reading and writing, so a
-// mode without the owner's read and write (0o600), or with bits other than
-// permission bits, makes the call return an [*OptionError].
+// its permissions. An exclusive lock opens the file for reading and
+// writing, so a mode without the owner's read and write (0o600), or with
+// bits other than permission bits, makes the call return an [*OptionError].
 //
 // The process umask clears bits of the mode, as it does for os.OpenFile,
 // and is not checked: a umask that clears the owner's read or write makes a
@@ -233,7 +219,7 @@ func WithMode(perm fs.FileMode) Option {
 		case perm&^fs.ModePerm != 0:
 			bad("only permission bits (0o777) may be set")
 		case perm&0o600 != 0o600:
-			bad("the owner must be able to read and write (0o600): every lock opens the file for both")
+			bad("the owner must be able to read and write (0o600): an exclusive lock opens the file for both")
 		default:
 			c.perm = perm
 		}

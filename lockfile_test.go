@@ -1,4 +1,4 @@
-//go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd || windows
+//go:build unix || windows
 
 package lockfile
 
@@ -57,13 +57,25 @@ func assertFree(t *testing.T, path string) {
 	}
 }
 
+// readFile reads a file. A lock file that this process holds is read
+// through the lock's own descriptor: where locks belong to the process,
+// opening and closing the file anew would drop the lock.
 func readFile(t *testing.T, path string) string {
 	t.Helper()
+	if content, state := heldHere(path, true, readAll); state == heldExclusive {
+		return content
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+func readAll(f sysFile) string {
+	buf := make([]byte, 1<<16)
+	n, _ := f.readAt(buf, 0)
+	return string(buf[:n])
 }
 
 func writeFile(t *testing.T, path, content string) {

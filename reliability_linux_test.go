@@ -58,8 +58,8 @@ func TestCrashStorm(t *testing.T) {
 			}
 		}
 		h.kill(t)
-		if holder, held, err := Holder(path); err != nil || held {
-			t.Fatalf("kill %d (seed %d): Holder = %q, %v, %v right after the holder died; want free", i, seed, holder, held, err)
+		if st, err := Holder(path); err != nil || st.Held {
+			t.Fatalf("kill %d (seed %d): Holder = %+v, %v right after the holder died; want free", i, seed, st, err)
 		}
 		content := readFile(t, path)
 		if got := holderFrom([]byte(content)[1:]); got != strconv.Itoa(pid) {

@@ -1,4 +1,4 @@
-//go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd || windows
+//go:build unix || windows
 
 package lockfile
 
@@ -105,7 +105,8 @@ func runCrashCycle(args []string) int {
 				fmt.Printf("error the file holds %d bytes, not exactly this holder's %d (%v)\n", len(data), len(want), err)
 				return 1
 			}
-			holder, held, err := Holder(path)
+			st, err := Holder(path)
+			holder, held := st.Holder, st.Held
 			if pid := strconv.Itoa(os.Getpid()); err != nil || !held || holder != pid {
 				fmt.Printf("error Holder = %q, %v, %v; want %q, true\n", holder, held, err, pid)
 				return 1

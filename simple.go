@@ -35,39 +35,35 @@ type LockFile struct {
 	room [80]byte
 }
 
-// NewSimple takes an exclusive lock on the file at path, creating the file if
-// it does not exist, and returns at once. If someone else holds the lock, the
-// error is a [*LockError] for which errors.Is(err, ErrLocked) holds.
+// NewSimple takes an exclusive lock on the file at path, creating the file
+// if it does not exist, and returns at once. If someone else holds the
+// lock, the error is a [*LockError] for which errors.Is(err, ErrLocked)
+// holds; other errors wrap the system's, as [os.OpenFile]'s do.
 //
-// Other failures wrap the operating system's error, so errors.Is(err,
-// fs.ErrNotExist) and errors.Is(err, fs.ErrPermission) work. The file is
-// never truncated or written by NewSimple itself; a hook set with
-// [WithOnLock] runs once the lock is held.
-//
-// NewSimple is the bare cycle: an open and a lock, and at Close an unlock
-// and a close, the calls flock(1) makes. As flock(1) and zc.lockfile do, it
-// locks whatever the path opens for reading and writing, a device
-// included: it writes nothing, so it has no cause to refuse one. It locks a
-// named pipe too, at once on Linux, where opening one for reading and
-// writing waits for no peer; there flock(1), which opens it for reading,
-// waits for a writer, and zc.lockfile fails. Anything that writes, [New]
-// or a hook, refuses all but a regular file with [ErrNotRegular].
-//
-// Nor does it look at the file again once locked. If another program
-// deletes the lock file and then releases its lock at the very moment
-// between NewSimple's open and its lock, NewSimple locks the deleted file,
-// and a newcomer can lock a new file at the path beside it. [New],
-// [AcquireSimple], [Acquire] and NewSimple with a hook look at the file
-// they locked (they must, to write into it, or may as well) and start over
-// if it has been removed. No lock file, looked at or not, survives being
-// deleted while someone holds it: never delete a lock file that anyone may
-// lock.
+// NewSimple writes nothing into the file; a [WithOnLock] hook may. It locks
+// whatever the path opens, a device included, and does not look at the file
+// again once it is locked (see [Deleting a lock file]). On Linux it locks a
+// named pipe at once, as opening one for reading and writing waits for no
+// peer; flock(1), which opens it for reading only, waits there for a
+// writer, and zc.lockfile fails on it.
 func NewSimple(path string, opts ...Option) (*SimpleLockFile, error) {
 	c, err := newSimpleConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	f, st, err := lockNow(path, c, c.onLock != nil)
+	return lockSimple(path, c)
+}
+
+// lockSimple takes a lock that writes no content, without waiting.
+func lockSimple(path string, c *config) (*SimpleLockFile, error) {
+	if c.onLock == nil {
+		f, err := lockNow(path, c)
+		if err != nil {
+			return nil, err
+		}
+		return &SimpleLockFile{path: path, f: f, held: true}, nil
+	}
+	f, st, err := lockNowAndLook(path, c) // the hook may write
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +88,7 @@ func New(path string, opts ...Option) (*LockFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, st, err := lockNow(path, c, true)
+	f, st, err := lockNowAndLook(path, c)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +105,21 @@ func newSimpleConfig(opts []Option) (*config, error) {
 			Reason: "a SimpleLockFile writes no content; use New or Acquire"}
 	}
 	return c, err
+}
+
+func newSharedConfig(opts []Option) (*config, error) {
+	c, err := newConfig(opts)
+	switch {
+	case err != nil:
+		return nil, err
+	case c.template != nil:
+		return nil, &OptionError{Option: "WithContentTemplate", Value: strconv.Quote(c.template.source),
+			Reason: "a shared lock writes no content"}
+	case c == &defaultConfig:
+		return &defaultSharedConfig, nil
+	}
+	c.mode = shared
+	return c, nil
 }
 
 // newLockFile returns a LockFile, not yet held, with its content rendered,
@@ -178,81 +189,83 @@ func (l *LockFile) Close() error {
 	return l.SimpleLockFile.Close()
 }
 
-// release unlocks f and closes it. Closing alone would release the lock
-// only once every copy of the descriptor is gone, and on Unix a child that
-// os/exec is starting holds one until its exec is done, after the parent
-// has resumed; Windows releases a closed handle's locks only when it gets
-// round to it. Unlocking first releases the lock at once.
+// release unlocks f and closes it.
 func release(f sysFile, path string) error {
-	var unlockErr error
-	if err := f.unlock(); err != nil {
-		unlockErr = fmt.Errorf("unlock: %w", err)
-	}
-	if err := errors.Join(unlockErr, f.close()); err != nil {
-		return fmt.Errorf("lockfile: releasing %s: %w", path, err)
+	unlockErr, closeErr := f.unlockAndClose()
+	switch {
+	case unlockErr != nil:
+		return &fs.PathError{Op: "unlock", Path: path, Err: errors.Join(unlockErr, closeErr)}
+	case closeErr != nil:
+		return &fs.PathError{Op: "close", Path: path, Err: closeErr}
 	}
 	return nil
 }
 
-// lockNow opens the lock file and locks it without waiting, and with look
-// set describes the locked file. On contention it reads the holder's
-// content through the file it opened, then closes it.
-func lockNow(path string, c *config, look bool) (sysFile, fileStat, error) {
-	f, st, opened, err := tryLockFile(path, c, look)
-	if err != nil && opened {
-		return sysFile{}, fileStat{}, lockFailed(f, path, err)
+// lockNow opens the lock file and locks it without waiting. If it cannot
+// lock it, it closes it. A lock that this process holds is found before
+// the file is opened, where the kernel cannot tell lock objects apart.
+func lockNow(path string, c *config) (sysFile, error) {
+	if holder, state := heldHere(path, c.followSymlinks, readHolder); state.excludes(c.mode) {
+		return sysFile{}, &LockError{Path: path, Holder: holder, Shared: state == heldShared, Err: ErrLocked}
 	}
-	return f, st, err
+	f, err := openLockFile(path, c)
+	if err != nil {
+		return sysFile{}, err
+	}
+	if err := f.tryLock(c.mode); err != nil {
+		return sysFile{}, lockFailed(f, path, err)
+	}
+	return f, nil
 }
 
-// tryLockFile opens the lock file and locks it without waiting, and with
-// look set describes the locked file; if that shows the file was removed
-// between the open and the lock (by a holder that deletes it as it lets
-// go, say), the lock excludes no one, and it starts over on the file at the
-// path now. If the open succeeded and the rest did not, f is returned open
-// and unlocked, with opened set, for the caller to report on or wait with.
-func tryLockFile(path string, c *config, look bool) (f sysFile, st fileStat, opened bool, err error) {
-	for startedOver := 0; ; startedOver++ {
-		if startedOver == startOverLimit {
-			return sysFile{}, fileStat{}, false, errStartedOver(path)
-		}
-		if f, err = openLockFile(path, c); err != nil {
-			return sysFile{}, fileStat{}, false, err
-		}
-		if err = f.tryLock(); err != nil || !look {
-			return f, fileStat{}, true, err
-		}
-		st, err = f.stat()
-		if err == nil && !st.removed() {
-			return f, st, true, nil
-		}
+// maxRemoved bounds how often a lock call starts over because the file it
+// locked had been removed, which takes a program deleting lock files as
+// fast as they are locked, or a path whose file has no name to find, such
+// as /proc/self/fd/N of a deleted file or a memfd with WithFollowSymlinks.
+const maxRemoved = 100
+
+// lockNowAndLook is lockNow for callers that write into the file, or may:
+// it also describes the locked file. If the file was removed between the
+// open and the lock (see [Deleting a lock file]), it starts over on the file
+// at the path now.
+func lockNowAndLook(path string, c *config) (sysFile, fileStat, error) {
+	for range maxRemoved {
+		f, err := lockNow(path, c)
 		if err != nil {
-			f.unlock()
-			return f, fileStat{}, true, err
+			return sysFile{}, fileStat{}, err
+		}
+		st, err := f.stat()
+		if err != nil {
+			release(f, path)
+			return sysFile{}, fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+		}
+		if !st.removed() {
+			return f, st, nil
 		}
 		release(f, path)
 	}
+	return sysFile{}, fileStat{}, &fs.PathError{Op: "open", Path: path, Err: errRemoved}
 }
 
-// startOverLimit bounds how many times in a row a lock attempt starts over
-// on the file at the path because the file it locked was no longer there.
-// Real removals repeat that rarely; a path that always opens a file without
-// a name (/proc/self/fd/N of a deleted file or of a memfd, with
-// WithFollowSymlinks) would repeat it for ever.
-const startOverLimit = 100
-
-func errStartedOver(path string) error {
-	return &fs.PathError{Op: "lock", Path: path,
-		Err: fmt.Errorf("the file locked had been removed, %d times in a row: %w", startOverLimit, fs.ErrNotExist)}
-}
+// errRemoved reports a path whose file kept having no name once locked.
+var errRemoved = fmt.Errorf("the file locked at this path has been removed, %d times in a row: %w", maxRemoved, fs.ErrNotExist)
 
 // lockFailed closes f, which is not locked, and describes why.
 func lockFailed(f sysFile, path string, err error) error {
 	defer f.close()
 	if errors.Is(err, ErrLocked) {
-		return &LockError{Path: path, Holder: readHolder(f), Err: err}
+		return describeHolder(f, path, err)
 	}
 	return &fs.PathError{Op: "lock", Path: path, Err: err}
+}
+
+// describeHolder returns the LockError for a lock refused with err, naming
+// the holder as seen through f.
+func describeHolder(f sysFile, path string, err error) *LockError {
+	if state, _ := f.testLock(); state == heldShared {
+		return &LockError{Path: path, Shared: true, Err: err}
+	}
+	return &LockError{Path: path, Holder: readHolder(f), Err: err}
 }
 
 // openLockFile opens an existing file without O_CREATE first, as
@@ -262,18 +275,22 @@ func lockFailed(f sysFile, path string, err error) error {
 // O_EXCL on creation keeps that true even when two processes race to create.
 // Neither open truncates: the holder's content must survive a refused try.
 func openLockFile(path string, c *config) (sysFile, error) {
-	createFlag := os.O_RDWR | os.O_CREATE | os.O_EXCL
+	access := os.O_RDWR
+	if c.mode == shared {
+		access = os.O_RDONLY // a shared lock writes nothing
+	}
+	createFlag := access | os.O_CREATE | os.O_EXCL
 	if c.followSymlinks {
 		// O_EXCL never follows a link, so it would refuse a link to a
 		// file that does not exist yet.
-		createFlag = os.O_RDWR | os.O_CREATE
+		createFlag = access | os.O_CREATE
 	}
 	var (
 		f   sysFile
 		err error
 	)
 	for range 8 {
-		f, err = openFile(path, os.O_RDWR, 0, c.followSymlinks)
+		f, err = openFile(path, access, 0, c.followSymlinks)
 		if !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
@@ -306,15 +323,6 @@ func checkLinks(st fileStat, path string, c *config) error {
 	return nil
 }
 
-// refuseSymlink returns an ErrSymlink error if the last element of path is
-// a symbolic link, and nil otherwise.
-func refuseSymlink(path string) error {
-	if info, err := os.Lstat(path); err == nil && info.Mode()&fs.ModeSymlink != 0 {
-		return &fs.PathError{Op: "open", Path: path, Err: ErrSymlink}
-	}
-	return nil
-}
-
 // hold finishes taking a lock on f, which is locked and, if content or a
 // hook is to write into it, described by st: it writes content, if any,
 // runs the hook, and records the lock as held. If either step fails, or
@@ -330,6 +338,8 @@ func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config)
 		if err := checkRegular(st, l.path); err != nil {
 			return err
 		}
+	}
+	if content != nil || c.onLock != nil && c.mode == exclusive { // may write
 		if f.kernelInterface(st) {
 			return &fs.PathError{Op: "open", Path: l.path, Err: ErrNotRegular}
 		}
@@ -343,25 +353,11 @@ func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config)
 		}
 	}
 	if c.onLock != nil {
-		if err := runHook(f, l.path, c.onLock); err != nil {
-			return err
+		if err := f.lendFile(l.path, c.onLock); err != nil {
+			return fmt.Errorf("lockfile: on-lock hook for %s: %w", l.path, err)
 		}
 	}
 	l.f, l.held = f, true
 	held = true
-	return nil
-}
-
-// runHook gives the hook a file of its own on the locked file, closed when
-// the hook returns, so that the hook cannot close the lock's descriptor.
-func runHook(f sysFile, path string, hook func(*os.File) error) error {
-	hookFile, err := f.osFile(path)
-	if err != nil {
-		return fmt.Errorf("lockfile: on-lock hook for %s: %w", path, err)
-	}
-	defer hookFile.Close()
-	if err := hook(hookFile); err != nil {
-		return fmt.Errorf("lockfile: on-lock hook for %s: %w", path, err)
-	}
 	return nil
 }

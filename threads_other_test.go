@@ -1,4 +1,4 @@
-//go:build !linux && (darwin || dragonfly || freebsd || illumos || netbsd || openbsd || windows)
+//go:build !linux && (unix || windows)
 
 package lockfile
 

@@ -362,7 +362,8 @@ func status(args []string) int {
 		return usageError(statusSynopsis, "status", fmt.Sprintf("unexpected %q after PATH", args[1]))
 	}
 	path := args[0]
-	holder, held, err := lockfile.Holder(path)
+	st, err := lockfile.Holder(path)
+	holder, held := st.Holder, st.Held
 	switch {
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "lockfile: %v\n", err)

@@ -1,4 +1,4 @@
-//go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd
+//go:build unix
 
 package lockfile
 
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,7 +13,8 @@ import (
 // A sysFile is a raw descriptor rather than an *os.File: on Linux, os.OpenFile
 // spends a system call offering every regular file to the network poller,
 // and an *os.File's cleanup would close the descriptor, and so release the
-// lock, whenever the garbage collector found the lock unreachable.
+// lock, whenever the garbage collector found the lock unreachable. The lock
+// calls on it are in lock_flock.go or lock_fcntl.go.
 type sysFile struct{ fd int }
 
 // openFile opens path with flag. Unless followSymlinks is set, O_NOFOLLOW
@@ -47,70 +47,8 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 	}
 }
 
-// tryLock takes flock(2)'s exclusive lock without waiting. flock locks
-// belong to the open file description, so a second open of the same file in
-// this process is refused too, and a child process, which inherits no
-// descriptor (O_CLOEXEC), cannot keep the lock alive.
-func (f sysFile) tryLock() error { return f.flock(unix.LOCK_EX | unix.LOCK_NB) }
-
-// tryLockShared takes the shared lock without waiting, to learn whether
-// anyone holds the exclusive one.
-func (f sysFile) tryLockShared() error { return f.flock(unix.LOCK_SH | unix.LOCK_NB) }
-
-// waitLock takes the exclusive lock, blocking in the kernel until it is free.
-func (f sysFile) waitLock() error { return f.flock(unix.LOCK_EX) }
-
-// detach puts a new pipe in the place of f's descriptor, in one step, for
-// a waitLock that another thread may be blocked in. That call then holds
-// the last reference to the lock file's open file description, so the lock
-// it takes when the holder lets go is dropped by the kernel as the call
-// returns. The descriptor stays open until f is closed, so its number
-// cannot name another file meanwhile, and a flock on the pipe, if the call
-// has not begun, returns at once. It reports whether the swap was made.
-func (f sysFile) detach() bool {
-	// A child forked between the pipe and the close-on-exec flags would
-	// inherit the pipe's descriptors.
-	syscall.ForkLock.RLock()
-	defer syscall.ForkLock.RUnlock()
-	var p [2]int
-	if err := unix.Pipe(p[:]); err != nil {
-		return false
-	}
-	defer unix.Close(p[1])
-	defer unix.Close(p[0])
-	if err := unix.Dup2(p[0], f.fd); err != nil {
-		return false
-	}
-	unix.CloseOnExec(f.fd)
-	return true
-}
-
-// unlock drops a lock that is to be given up while the file stays open.
-func (f sysFile) unlock() error { return f.flock(unix.LOCK_UN) }
-
-func (f sysFile) flock(how int) error {
-	err := unix.Flock(f.fd, how)
-	for err == unix.EINTR {
-		err = unix.Flock(f.fd, how)
-	}
-	switch {
-	case err == nil:
-		return nil
-	case err == unix.EWOULDBLOCK:
-		return ErrLocked
-	case err == unix.ENOLCK || err == unix.ENOTSUP || err == unix.EOPNOTSUPP || err == unix.ENOSYS:
-		// NFS without a lock manager, and some FUSE and SMB mounts.
-		return fmt.Errorf("%w by this file system (flock: %w)", ErrUnsupported, err)
-	}
-	return fmt.Errorf("flock: %w", err)
-}
-
-func (f sysFile) close() error {
-	if err := unix.Close(f.fd); err != nil {
-		return fmt.Errorf("close: %w", err)
-	}
-	return nil
-}
+// closeFD closes a descriptor.
+func closeFD(fd int) error { return unix.Close(fd) }
 
 func (f sysFile) readAt(b []byte, off int64) (int, error) {
 	for {
@@ -144,10 +82,9 @@ func (f sysFile) truncate(size int64) error {
 }
 
 // osFile returns a new *os.File on a duplicate of the descriptor, for
-// callers that need one. Closing it leaves the lock held: the lock goes
-// with the open file description, which the duplicate shares.
+// callers that need one.
 func (f sysFile) osFile(name string) (*os.File, error) {
-	fd, err := unix.FcntlInt(uintptr(f.fd), unix.F_DUPFD_CLOEXEC, 0)
+	fd, err := dupCloexec(f.fd)
 	if err != nil {
 		return nil, fmt.Errorf("dup: %w", err)
 	}

@@ -1,4 +1,4 @@
-//go:build darwin || dragonfly || freebsd || illumos || netbsd || openbsd
+//go:build unix && !linux
 
 package lockfile
 
