@@ -144,7 +144,9 @@ type config struct {
 	followSymlinks bool
 	hardLinks      bool
 	mode           lockMode // set by NewShared and AcquireShared, not by an option
-	err            error    // the first invalid option
+	// Why an option was refused: a later option of the same kind
+	// replaces an earlier one, a refused one included.
+	nilErr, templateErr, modeErr error
 }
 
 // defaultTemplate is what New writes without WithContentTemplate. It is
@@ -165,19 +167,20 @@ func newConfig(opts []Option) (*config, error) {
 	c := &config{perm: defaultConfig.perm}
 	for i, opt := range opts {
 		if opt == nil {
-			c.fail(&OptionError{Option: "Option", Value: "nil",
-				Reason: fmt.Sprintf("option %d of %d is nil", i+1, len(opts))})
+			if c.nilErr == nil {
+				c.nilErr = &OptionError{Option: "Option", Value: "nil",
+					Reason: fmt.Sprintf("option %d of %d is nil", i+1, len(opts))}
+			}
 			continue
 		}
 		opt(c)
 	}
-	return c, c.err
-}
-
-func (c *config) fail(err error) {
-	if c.err == nil {
-		c.err = err
+	for _, err := range []error{c.nilErr, c.templateErr, c.modeErr} {
+		if err != nil {
+			return c, err
+		}
 	}
+	return c, nil
 }
 
 // WithContentTemplate sets what [New] and [Acquire] write into the lock file
@@ -191,13 +194,7 @@ func (c *config) fail(err error) {
 // [NewSimple] and [AcquireSimple] write no content and refuse this option.
 func WithContentTemplate(t string) Option {
 	parsed, err := parseTemplate(t)
-	return func(c *config) {
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		c.template = parsed
-	}
+	return func(c *config) { c.template, c.templateErr = parsed, err }
 }
 
 // WithMode sets the permission bits of a lock file that does not exist yet
@@ -211,19 +208,18 @@ func WithContentTemplate(t string) Option {
 // file that the first lock creates and later locks by its owner cannot open
 // (root's excepted).
 func WithMode(perm fs.FileMode) Option {
-	return func(c *config) {
-		bad := func(reason string) {
-			c.fail(&OptionError{Option: "WithMode", Value: fmt.Sprintf("%#o", uint32(perm)), Reason: reason})
-		}
-		switch {
-		case perm&^fs.ModePerm != 0:
-			bad("only permission bits (0o777) may be set")
-		case perm&0o600 != 0o600:
-			bad("the owner must be able to read and write (0o600): an exclusive lock opens the file for both")
-		default:
-			c.perm = perm
-		}
+	var reason string
+	switch {
+	case perm&^fs.ModePerm != 0:
+		reason = "only permission bits (0o777) may be set"
+	case perm&0o600 != 0o600:
+		reason = "the owner must be able to read and write (0o600): an exclusive lock opens the file for both"
 	}
+	var err error
+	if reason != "" {
+		err = &OptionError{Option: "WithMode", Value: fmt.Sprintf("%#o", uint32(perm)), Reason: reason}
+	}
+	return func(c *config) { c.perm, c.modeErr = perm, err }
 }
 
 // WithOnLock sets a function that runs once the lock is held, with the

@@ -874,3 +874,21 @@ func TestPanickingHookReleases(t *testing.T) {
 	}
 	assertNoLeak(t, "two panicking hooks", before, openDescriptors(t))
 }
+
+// A later option of the same kind replaces an earlier one, a refused one
+// included, as the Option doc says.
+func TestLaterOptionReplacesEarlier(t *testing.T) {
+	path := tempLockPath(t)
+	l, err := New(path, WithMode(0o4755), WithMode(0o600), WithContentTemplate("{nope}"), WithContentTemplate("ok"))
+	if err != nil {
+		t.Fatalf("New with refused options replaced by good ones: %v", err)
+	}
+	defer l.Close()
+	if l.Content() != "ok" {
+		t.Fatalf("content %q, want the later template's", l.Content())
+	}
+	var optErr *OptionError
+	if _, err := New(tempLockPath(t), WithMode(0o600), WithMode(0o4755)); !errors.As(err, &optErr) || optErr.Option != "WithMode" {
+		t.Fatalf("New with a good mode replaced by a refused one = %v, want an OptionError", err)
+	}
+}
