@@ -13,14 +13,25 @@ import (
 // AcquireSimple takes the lock as [NewSimple] does, but if it is held it
 // waits until the holder releases it or ctx is done, whichever comes first.
 // The wait is a blocking lock call in the kernel, so the lock changes hands
-// as soon as it is released, without polling.
+// as soon as it is released, without polling. A nil ctx is refused, before
+// the file is opened, with an error for which errors.Is(err, fs.ErrInvalid)
+// holds.
 //
 // If ctx ends first, the error is a [*LockError] naming the holder at that
 // moment, for which errors.Is(err, ErrLocked) and errors.Is(err, ctx.Err())
 // hold. AcquireSimple returns then even if the kernel call never does, as
 // on a hung network mount; a process keeps at most one thread and one
 // descriptor waiting in the kernel for each lock file, however many calls
-// give up.
+// give up, and waits on at most 1000 lock files, far below Go's limit of
+// 10,000 threads (see debug.SetMaxThreads): a wait on another lock file
+// beyond them fails at once with a [*LockError] for which errors.Is(err,
+// ErrTooManyWaits) holds.
+//
+// When the holder lets go of a file whose every waiting caller has given
+// up, the kernel call still takes the lock for a moment, and attempts made
+// then are refused: with flock(2) until the call returns (microseconds,
+// unless the machine is overloaded), elsewhere until the Go scheduler runs
+// the waiting goroutine (milliseconds in a busy process).
 //
 // Once locked, the file is checked to be still the one at the path (see
 // [Deleting a lock file]); if not, the wait starts over on the new file.
@@ -65,6 +76,9 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error
 // lockWait locks the file at path, waiting while someone else holds it,
 // and describes the locked file.
 func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, error) {
+	if ctx == nil {
+		return sysFile{}, fileStat{}, &fs.PathError{Op: "lock", Path: path, Err: fmt.Errorf("nil Context: %w", fs.ErrInvalid)}
+	}
 	for {
 		f, st, err := lockNowAndLook(path, c)
 		if !errors.Is(err, ErrLocked) {
@@ -96,11 +110,15 @@ func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, e
 	}
 }
 
-// gaveUp describes a wait that ctx ended, naming the holder at that
-// moment, read through a descriptor of its own: on Windows, a read through
-// a handle blocked in a lock call would queue behind it.
+// gaveUp describes a wait that ctx ended.
 func gaveUp(ctx context.Context, path string, c *config) error {
-	err := fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err())
+	return heldError(path, c, fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err()))
+}
+
+// heldError describes a lock that is held, with err, naming the holder at
+// that moment, read through a descriptor of its own: on Windows, a read
+// through a handle blocked in a lock call would queue behind it.
+func heldError(path string, c *config, err error) error {
 	if holder, state := heldHere(path, c.followSymlinks, readHolder); state != free {
 		return &LockError{Path: path, Holder: holder, Shared: state == heldShared, Err: err}
 	}
@@ -133,6 +151,9 @@ func waitUntilLocked(ctx context.Context, path string, target fileStat, c *confi
 		key = "shared:" + key // a waiter waits for one kind of lock
 	}
 	w := joinWaiter(key, path, target, c)
+	if w == nil {
+		return sysFile{}, false, heldError(path, c, fmt.Errorf("%w; cannot wait: %w", ErrLocked, ErrTooManyWaits))
+	}
 	select {
 	case locked := <-w.handoff:
 		return locked, true, nil
@@ -144,6 +165,7 @@ func waitUntilLocked(ctx context.Context, path string, target fileStat, c *confi
 		// while no one was receiving, or the path names another file.
 		return sysFile{}, false, nil
 	case <-ctx.Done():
+		w.leave()
 		return sysFile{}, false, gaveUp(ctx, path, c)
 	}
 }
@@ -190,28 +212,63 @@ type waiter struct {
 	handoff chan sysFile  // unbuffered: only a caller receiving now gets the lock
 	done    chan struct{} // closed when the waiter has finished
 	err     error         // why the wait failed, set before done closes
+
+	// Guarded by waiters' mutex.
+	listeners int     // callers that joined and have not given up
+	f         sysFile // what the blocking call blocks on, once blocking
+	blocking  bool    // the blocking call may be running
+	finished  bool    // the blocking call has returned, or never began
+	detached  bool    // every caller gave up; see leave
 }
 
 var waiters = struct {
 	sync.Mutex
-	byPath map[string]*waiter
+	byPath  map[string]*waiter
+	running int // waiters not finished
 }{byPath: map[string]*waiter{}}
 
+// maxWaiters bounds the waiters of this process, each a thread blocked in
+// the kernel: past Go's thread limit the process dies. A variable so that a
+// test can lower it.
+var maxWaiters = 1000
+
 // joinWaiter returns the waiter on the file described by info, starting one
-// if there is none.
+// if there is none and the process has fewer than maxWaiters; otherwise it
+// returns nil.
 func joinWaiter(key, path string, file fileStat, c *config) *waiter {
 	waiters.Lock()
 	defer waiters.Unlock()
 	if w := waiters.byPath[key]; w != nil && w.file.sameFile(file) {
+		w.listeners++
 		return w
 	}
+	if waiters.running >= maxWaiters {
+		return nil
+	}
+	waiters.running++
 	// If there is a waiter, the path names another file now. The old
 	// waiter stays until its file is unlocked, and then finds no one to
 	// give the lock to.
-	w := &waiter{file: file, handoff: make(chan sysFile), done: make(chan struct{})}
+	w := &waiter{file: file, handoff: make(chan sysFile), done: make(chan struct{}), listeners: 1}
 	waiters.byPath[key] = w
 	go w.wait(key, path, c)
 	return w
+}
+
+// leave records that a caller gave up. Once every caller has, no one will
+// take the lock when the holder lets go, yet the blocking call takes it,
+// and would keep it until the Go scheduler runs the waiter, milliseconds on
+// a busy process. So the descriptor the call blocks on is detached from the
+// lock file where the platform can (see sysFile.detach): the kernel then
+// drops the lock as the call returns. A waiter that has not begun its call
+// never begins it.
+func (w *waiter) leave() {
+	waiters.Lock()
+	defer waiters.Unlock()
+	if w.listeners--; w.listeners > 0 || w.finished || w.detached {
+		return
+	}
+	w.detached = !w.blocking || w.f.detach()
 }
 
 // wait blocks on a descriptor of its own, so that callers can give up
@@ -219,19 +276,26 @@ func joinWaiter(key, path string, file fileStat, c *config) *waiter {
 func (w *waiter) wait(key, path string, c *config) {
 	defer close(w.done)
 	f, err := openTarget(path, w.file, c)
-	if err == nil && f != nil {
+	blocked := f != nil && w.begin(*f)
+	if blocked {
 		if lockErr := f.waitLock(c.mode); lockErr != nil {
-			f.close()
-			f, err = nil, &fs.PathError{Op: "lock", Path: path, Err: lockErr}
+			err = &fs.PathError{Op: "lock", Path: path, Err: lockErr}
 		}
+	} else if f != nil {
+		f.close() // every caller gave up before the call began
 	}
-	waiters.Lock()
-	if waiters.byPath[key] == w {
-		delete(waiters.byPath, key)
+	if w.end(key) {
+		if blocked {
+			f.close() // the stand-in that detach put in the file's place
+		}
+		return // no error: a caller that joined since starts over
 	}
-	waiters.Unlock()
 	w.err = err
-	if f == nil {
+	if !blocked {
+		return
+	}
+	if err != nil {
+		f.close()
 		return
 	}
 	select {
@@ -239,4 +303,29 @@ func (w *waiter) wait(key, path string, c *config) {
 	default:
 		release(*f, path) // everyone who waited has given up
 	}
+}
+
+// begin records f as what the waiter blocks on, unless every caller has
+// given up already.
+func (w *waiter) begin(f sysFile) bool {
+	waiters.Lock()
+	defer waiters.Unlock()
+	if w.detached {
+		return false
+	}
+	w.f, w.blocking = f, true
+	return true
+}
+
+// end records that the waiter's call has returned, or never began, and
+// reports whether every caller gave up before that.
+func (w *waiter) end(key string) bool {
+	waiters.Lock()
+	defer waiters.Unlock()
+	w.blocking, w.finished = false, true
+	waiters.running--
+	if waiters.byPath[key] == w {
+		delete(waiters.byPath, key)
+	}
+	return w.detached
 }

@@ -3,8 +3,10 @@
 package lockfile
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -215,4 +217,94 @@ func TestAbandonedWaitsAreBounded(t *testing.T) {
 		t.Fatalf("%d threads still blocked in the lock call after release", blockedAfter)
 	}
 	assertFree(t, path)
+}
+
+// Abandoned waits on many lock files must not use up the process's
+// threads. With the bound lowered to three: a wait on a fourth file fails
+// at once with ErrTooManyWaits, naming the holder, though its deadline is
+// far; a wait on a file already waited for still joins its waiter; once a
+// waiter ends, a wait on another file may begin.
+func TestWaitsOnManyFilesAreBounded(t *testing.T) {
+	defer func(bound int) { maxWaiters = bound }(maxWaiters)
+	maxWaiters = 3
+	dir := testDir(t)
+	var paths []string
+	var holders []*LockFile
+	for i := range 4 {
+		path := filepath.Join(dir, strconv.Itoa(i))
+		l, err := New(path, WithContentTemplate("holder "+strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths, holders = append(paths, path), append(holders, l)
+	}
+	defer func() {
+		for i, l := range holders {
+			releaseAndOutwait(t, paths[i], func() { l.Close() })
+		}
+	}()
+	// A wait given up before its waiter's call began leaves no waiter.
+	abandon := func(path string) error {
+		ctx, cancel := context.WithCancel(context.Background())
+		result := make(chan error, 1)
+		go func() {
+			_, err := AcquireSimple(ctx, path)
+			result <- err
+		}()
+		waitUntil(t, "the waiter on "+path+" to block", func() bool {
+			w := waiterOn(path)
+			waiters.Lock()
+			defer waiters.Unlock()
+			return w != nil && w.blocking
+		})
+		cancel()
+		return <-result
+	}
+	for _, path := range paths[:3] {
+		if err := abandon(path); !errors.Is(err, context.Canceled) {
+			t.Fatalf("abandoned wait on %s: %v", path, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := AcquireSimple(ctx, paths[3])
+	var lockErr *LockError
+	if !errors.Is(err, ErrTooManyWaits) || !errors.Is(err, ErrLocked) || errors.Is(err, context.DeadlineExceeded) ||
+		!errors.As(err, &lockErr) || lockErr.Holder != holders[3].Content() || lockErr.Path != paths[3] {
+		t.Fatalf("a wait on a fourth file: %v, want a *LockError naming %q with ErrTooManyWaits at once", err, holders[3].Content())
+	}
+	if err := abandon(paths[0]); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a second abandoned wait on %s: %v, want it to join the waiter there", paths[0], err)
+	}
+	if blocked := threadsBlockedInLock(t); blocked > 3 {
+		t.Fatalf("%d threads blocked in the lock call, want at most 3", blocked)
+	}
+	releaseAndOutwait(t, paths[0], func() { holders[0].Close() })
+	if err := abandon(paths[3]); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a wait on a fourth file once a waiter ended: %v, want it to wait", err)
+	}
+}
+
+// runAbandonAndSpin waits for the lock on path until a line comes on stdin,
+// gives up, reports "gave-up" and then keeps its only P busy for ever. Run
+// with GOMAXPROCS=1 and GODEBUG=asyncpreemptoff=1, it never runs another
+// goroutine again, its waiter's included.
+func runAbandonAndSpin(path string) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	result := make(chan error, 1)
+	go func() {
+		_, err := AcquireSimple(ctx, path)
+		result <- err
+	}()
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	cancel()
+	if err := <-result; !errors.Is(err, context.Canceled) {
+		fmt.Printf("error %v\n", err)
+		return 1
+	}
+	fmt.Println("gave-up")
+	// A loop that makes no call has no point at which the scheduler
+	// could take the P back.
+	for spins := 0; ; spins++ {
+	}
 }

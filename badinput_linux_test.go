@@ -42,13 +42,22 @@ type badInput struct {
 	// purpose; check looks at them.
 	mayChange []string
 	check     func(t *testing.T, path string)
+	// root marks a case that mounts a file system, which needs root.
+	// Only those skip without root.
+	root bool
 }
 
 func TestBadInputAndHostilePaths(t *testing.T) {
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "the permission, read-only and full file system cases need root")
+	// Root passes every permission check, so the permission cases run
+	// as a helper process of an unprivileged user; any other user is
+	// refused in this process.
+	unprivileged := os.Geteuid() != 0
+	var exe string
+	withoutPermission := []string(nil)
+	if !unprivileged {
+		exe = executableForNobody(t)
+		withoutPermission = []string{"nobody"}
 	}
-	exe := executableForNobody(t)
 	longTemplate := "{pid}" + strings.Repeat("x", 3*4096)
 	cases := []badInput{
 		{name: "empty path", prepare: func(*testing.T, string) string { return "" }, is: []error{fs.ErrNotExist}},
@@ -86,6 +95,14 @@ func TestBadInputAndHostilePaths(t *testing.T) {
 		{name: "symlink to a directory", prepare: func(t *testing.T, dir string) string {
 			return symlink(t, dir, filepath.Join(dir, "lock"))
 		}, is: []error{ErrSymlink}, holderIs: ErrSymlink},
+		// A second name for a file: New and Acquire would write into it.
+		{name: "hard link to a victim file", prepare: func(t *testing.T, dir string) string {
+			writeFile(t, filepath.Join(dir, "victim"), "precious\n")
+			if err := os.Link(filepath.Join(dir, "victim"), filepath.Join(dir, "lock")); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(dir, "lock")
+		}, calls: []string{"New", "Acquire"}, is: []error{ErrHardLink}},
 		// Only what writes content is held to refusing these: NewSimple
 		// writes nothing, and may lock them as flock(1) and zc.lockfile do.
 		{name: "FIFO", prepare: fifo, calls: []string{"New", "Acquire"}, is: []error{ErrNotRegular}, holderIs: ErrNotRegular},
@@ -98,30 +115,37 @@ func TestBadInputAndHostilePaths(t *testing.T) {
 			if err := os.WriteFile(path, []byte(" 1\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			if unprivileged {
+				return denyToOwner(t, path, 0o000)
+			}
 			return openToOthers(t, dir, path)
-		}, calls: []string{"nobody"}, is: []error{fs.ErrPermission}},
+		}, calls: withoutPermission, is: []error{fs.ErrPermission}},
 		{name: "directory without write permission", prepare: func(t *testing.T, dir string) string {
+			if unprivileged {
+				denyToOwner(t, dir, 0o555)
+				return filepath.Join(dir, "lock")
+			}
 			return openToOthers(t, dir, filepath.Join(dir, "lock"))
-		}, calls: []string{"nobody"}, is: []error{fs.ErrPermission}},
+		}, calls: withoutPermission, is: []error{fs.ErrPermission}},
 		{name: "read-only file system, existing file", prepare: func(t *testing.T, dir string) string {
 			return readOnlyFileSystem(t, dir, "lock")
-		}, is: []error{syscall.EROFS}},
+		}, is: []error{syscall.EROFS}, root: true},
 		{name: "read-only file system, new file", prepare: func(t *testing.T, dir string) string {
 			return readOnlyFileSystem(t, dir, "new")
-		}, is: []error{syscall.EROFS}},
+		}, is: []error{syscall.EROFS}, root: true},
 		// What is on the full file system's pages is overwritten until they
 		// run out: the file keeps the start of the new content. The lock
 		// was free and its old content named a holder that is gone.
 		{name: "full file system, existing file", prepare: func(t *testing.T, dir string) string {
 			return fullFileSystem(t, dir, "lock")
 		}, opts: []Option{WithContentTemplate(longTemplate)}, calls: []string{"New", "Acquire"},
-			is: []error{syscall.ENOSPC}, mayChange: []string{"full/lock"},
+			is: []error{syscall.ENOSPC}, mayChange: []string{"full/lock"}, root: true,
 			check: func(t *testing.T, path string) { assertStartOfContent(t, path, longTemplate) }},
 		// The file is created, as a lock file always is, and stays empty.
 		{name: "full file system, new file", prepare: func(t *testing.T, dir string) string {
 			return fullFileSystem(t, dir, "new")
 		}, opts: []Option{WithContentTemplate(longTemplate)}, calls: []string{"New", "Acquire"},
-			is: []error{syscall.ENOSPC}, mayChange: []string{"full", "full/new"},
+			is: []error{syscall.ENOSPC}, mayChange: []string{"full", "full/new"}, root: true,
 			check: func(t *testing.T, path string) { assertStartOfContent(t, path, longTemplate) }},
 	}
 	// Each way the template parser can refuse a template.
@@ -143,6 +167,9 @@ func TestBadInputAndHostilePaths(t *testing.T) {
 
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.root && os.Geteuid() != 0 {
+				skipOrFail(t, "mounting a file system for this case needs root")
+			}
 			dir := testDir(t)
 			path := tt.prepare(t, dir)
 			before := snapshot(t, dir)
@@ -301,6 +328,17 @@ func openToOthers(t *testing.T, dir, path string) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+// denyToOwner gives path the mode perm, which denies its owner, until the
+// test ends.
+func denyToOwner(t *testing.T, path string, perm fs.FileMode) string {
+	t.Helper()
+	if err := os.Chmod(path, perm); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(path, 0o700) })
 	return path
 }
 

@@ -7,6 +7,11 @@ import "errors"
 // [*LockError] values.
 var ErrLocked = errors.New("locked by another holder")
 
+// ErrTooManyWaits reports that a wait could not begin because this process
+// already waits in the kernel on as many lock files as [Acquire] allows.
+// Errors that carry it are [*LockError] values that carry ErrLocked too.
+var ErrTooManyWaits = errors.New("too many lock files waited for in this process")
+
 // ErrUnsupported reports that the lock cannot be taken here at all: the
 // platform has no suitable file locking, or the file system refuses to lock.
 // errors.Is(ErrUnsupported, errors.ErrUnsupported) holds.
@@ -21,11 +26,26 @@ func (unsupported) Is(target error) bool { return target == errors.ErrUnsupporte
 // symbolic link, which is refused unless [WithFollowSymlinks] is given.
 var ErrSymlink = errors.New("lock file path is a symbolic link")
 
+// ErrHardLink reports that the lock file has more than one name (hard
+// link). [New], [Acquire] and a [WithOnLock] hook refuse to write into such
+// a file unless [WithHardLinks] is given: a link planted at the lock path
+// would make them write into the file it names, wherever that is. They
+// release the lock and return it before writing a byte. [NewSimple] and
+// [AcquireSimple] without a hook write nothing and lock such a file.
+var ErrHardLink = errors.New("lock file has more than one hard link")
+
 // ErrNotRegular reports that the path names something other than a regular
 // file, such as a device or a named pipe, where a regular file is needed:
 // by [New] and [Acquire], which write into it, by a [WithOnLock] hook, and
 // by [Holder]. [NewSimple] and [AcquireSimple] lock such a file as they
 // find it.
+//
+// On Linux, what writes also refuses with it a file of a file system that
+// is the kernel's interface (procfs, sysfs, cgroup, debugfs, tracefs,
+// securityfs, configfs, binfmt_misc, selinuxfs, smackfs), where a write is
+// an order to the kernel. Such files report a size of 0 or one page, and
+// only a file of either size is asked about; one that reports another size
+// is written.
 var ErrNotRegular = errors.New("lock file is not a regular file")
 
 // errHookClosed reports a hook that closed the file it was lent, where

@@ -143,6 +143,8 @@ func runHelper(mode string, args []string) int {
 		}
 		report("done")
 		return 0
+	case "abandon-and-spin": // path
+		return runAbandonAndSpin(args[0])
 	case "sleep":
 		report("started")
 		waitForStdinEOF()

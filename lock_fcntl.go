@@ -184,6 +184,11 @@ func (f sysFile) waitLock(m lockMode) error {
 	}
 }
 
+// detach would let go of the file under a blocked waitLock. Here that would
+// close a descriptor of the file behind the table's back, which drops every
+// lock this process holds on it, so it does nothing and says so.
+func (sysFile) detach() bool { return false }
+
 // unlockAndClose releases the lock held through f and closes f, both
 // under the table's lock: a lock object of this process that took the
 // lock in between would lose it at the close. While other shared holders

@@ -5,6 +5,7 @@ package lockfile
 import (
 	"fmt"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,6 +23,31 @@ func (f sysFile) tryLock(m lockMode) error { return f.flock(flockHow[m] | unix.L
 func (f sysFile) waitLock(m lockMode) error { return f.flock(flockHow[m]) }
 
 var flockHow = [...]int{exclusive: unix.LOCK_EX, shared: unix.LOCK_SH}
+
+// detach puts a new pipe in the place of f's descriptor, in one step, for
+// a waitLock that another thread may be blocked in. That call then holds
+// the last reference to the lock file's open file description, so the lock
+// it takes when the holder lets go is dropped by the kernel as the call
+// returns. The descriptor stays open until f is closed, so its number
+// cannot name another file meanwhile, and a flock on the pipe, if the call
+// has not begun, returns at once. It reports whether the swap was made.
+func (f sysFile) detach() bool {
+	// A child forked between the pipe and the close-on-exec flags would
+	// inherit the pipe's descriptors.
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	var p [2]int
+	if err := unix.Pipe(p[:]); err != nil {
+		return false
+	}
+	defer unix.Close(p[1])
+	defer unix.Close(p[0])
+	if err := unix.Dup2(p[0], f.fd); err != nil {
+		return false
+	}
+	unix.CloseOnExec(f.fd)
+	return true
+}
 
 // unlock drops the lock while the file stays open.
 func (f sysFile) unlock() error { return f.flock(unix.LOCK_UN) }

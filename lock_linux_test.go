@@ -1,6 +1,7 @@
 package lockfile
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -247,6 +249,117 @@ func TestStatxRefusedFallsBackToFstat(t *testing.T) {
 	}
 	if got := readFile(t, path); got != " the-holder\n" {
 		t.Fatalf("file holds %q", got)
+	}
+}
+
+// A path that opens a file without a name, as /proc/self/fd/N of a deleted
+// file or of a memfd does when links are followed, must not make a lock
+// that looks at the file start over for ever: after a bounded number of
+// tries it fails with an *fs.PathError for which fs.ErrNotExist holds,
+// within Acquire's deadline. NewSimple without a hook does not look, and
+// locks it.
+func TestPathToFileWithoutNameIsBounded(t *testing.T) {
+	deleted, err := os.CreateTemp(testDir(t), "deleted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deleted.Close()
+	if err := os.Remove(deleted.Name()); err != nil {
+		t.Fatal(err)
+	}
+	memfd, err := unix.MemfdCreate("lockfile-test", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(memfd)
+	hook := WithOnLock(func(*os.File) error { return nil })
+	for _, path := range []string{"/proc/self/fd/" + strconv.Itoa(int(deleted.Fd())), "/proc/self/fd/" + strconv.Itoa(memfd)} {
+		before := openDescriptors(t)
+		for name, call := range map[string]func() error{
+			"New": func() error { _, err := New(path, WithFollowSymlinks()); return err },
+			"NewSimple with a hook": func() error {
+				_, err := NewSimple(path, WithFollowSymlinks(), hook)
+				return err
+			},
+			"Acquire": func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				_, err := Acquire(ctx, path, WithFollowSymlinks())
+				return err
+			},
+			"AcquireSimple without a deadline": func() error {
+				_, err := AcquireSimple(context.Background(), path, WithFollowSymlinks())
+				return err
+			},
+		} {
+			err := withinTime(t, name+" on "+path, call)
+			var pathErr *fs.PathError
+			if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &pathErr) || pathErr.Op != "open" || pathErr.Path != path || errors.Is(err, ErrLocked) {
+				t.Errorf("%s(%s): %v, want an *fs.PathError with Op open and fs.ErrNotExist", name, path, err)
+			}
+		}
+		assertNoLeak(t, "bounded starts over on "+path, before, openDescriptors(t))
+		l, err := NewSimple(path, WithFollowSymlinks())
+		if err != nil {
+			t.Fatalf("NewSimple(%s) without a hook: %v", path, err)
+		}
+		l.Close()
+	}
+}
+
+// A file of procfs or sysfs passes for a regular file, but a write into it
+// is an order to the kernel: what writes refuses it with ErrNotRegular,
+// before writing. /proc/self/comm (this process's name, writable by it) and
+// a device's uevent file in sysfs (root's, and a write of anything but an
+// event name fails) are harmless to try. A lock file of the sizes such
+// files report, 0 and one page, is still written.
+func TestKernelInterfaceIsRefusedForWriting(t *testing.T) {
+	hookRan := false
+	hook := WithOnLock(func(*os.File) error { hookRan = true; return nil })
+	for _, path := range []string{"/proc/self/comm", "/sys/devices/virtual/mem/null/uevent"} {
+		t.Run(path, func(t *testing.T) {
+			if strings.HasPrefix(path, "/sys/") && os.Geteuid() != 0 {
+				skipOrFail(t, "a sysfs file writable by this user is needed: run as root")
+			}
+			before := readFile(t, path)
+			for name, call := range map[string]func() error{
+				"New": func() error { _, err := New(path); return err },
+				"Acquire": func() error {
+					_, err := Acquire(context.Background(), path)
+					return err
+				},
+				"NewSimple with a hook": func() error { _, err := NewSimple(path, hook); return err },
+			} {
+				err := call()
+				var pathErr *fs.PathError
+				if !errors.Is(err, ErrNotRegular) || !errors.As(err, &pathErr) || pathErr.Path != path || errors.Is(err, ErrLocked) {
+					t.Errorf("%s(%s): %v, want an *fs.PathError with ErrNotRegular", name, path, err)
+				}
+			}
+			if hookRan {
+				t.Error("the hook ran")
+			}
+			if after := readFile(t, path); after != before {
+				t.Fatalf("%s changed from %q to %q", path, before, after)
+			}
+			l, err := NewSimple(path)
+			if err != nil {
+				t.Fatalf("NewSimple(%s) without a hook: %v", path, err)
+			}
+			l.Close()
+		})
+	}
+	for _, size := range []int{0, os.Getpagesize()} {
+		path := tempLockPath(t)
+		writeFile(t, path, strings.Repeat("x", size))
+		l, err := New(path)
+		if err != nil {
+			t.Fatalf("New on a lock file of %d bytes: %v", size, err)
+		}
+		if got := readFile(t, path); got != " "+l.Content()+"\n" {
+			t.Fatalf("New on a lock file of %d bytes left %q", size, got)
+		}
+		l.Close()
 	}
 }
 

@@ -19,6 +19,7 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 func (sysFile) tryLock(lockMode) error                      { return ErrUnsupported }
 func (sysFile) testLock() (lockState, error)                { return free, ErrUnsupported }
 func (sysFile) waitLock(lockMode) error                     { return ErrUnsupported }
+func (sysFile) detach() bool                                { return false }
 func (sysFile) unlockAndClose() (error, error)              { return ErrUnsupported, nil }
 func (sysFile) close() error                                { return ErrUnsupported }
 func (sysFile) readAt([]byte, int64) (int, error)           { return 0, ErrUnsupported }
@@ -28,8 +29,10 @@ func (sysFile) lendFile(string, func(*os.File) error) error { return ErrUnsuppor
 
 func heldHere(string, bool, func(sysFile) string) (string, lockState) { return "", free }
 func (sysFile) stat() (fileStat, error)                               { return fileStat{}, ErrUnsupported }
+func (sysFile) kernelInterface(fileStat) bool                         { return false }
 func statPath(string, bool) (fileStat, error)                         { return fileStat{}, ErrUnsupported }
 func (fileStat) removed() bool                                        { return false }
+func (fileStat) linked() bool                                         { return false }
 func (fileStat) regular() bool                                        { return false }
 func (fileStat) sameFile(fileStat) bool                               { return false }
 

@@ -126,6 +126,10 @@ func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
 // the lock is held.
 func (f sysFile) waitLock(m lockMode) error { return f.lockFileEx(lockFlags[m]) }
 
+// detach would let go of the file under a blocked waitLock; Windows has no
+// way to do that to a handle, so it reports that it did nothing.
+func (sysFile) detach() bool { return false }
+
 func (f sysFile) unlock() error {
 	return windows.UnlockFileEx(f.h, 0, lockLength, 0, &windows.Overlapped{Offset: lockOffset})
 }
@@ -189,7 +193,7 @@ func (f sysFile) osFile(name string) (*os.File, error) {
 }
 
 // A fileStat is what this package needs to know of a file: its type, its
-// size, which file it is and whether it still has a name.
+// size, which file it is and how many names it has.
 type fileStat struct {
 	regularFile bool
 	size        int64
@@ -219,6 +223,10 @@ func (f sysFile) stat() (fileStat, error) {
 		index:       uint64(info.FileIndexHigh)<<32 | uint64(info.FileIndexLow),
 	}, nil
 }
+
+// kernelInterface reports a file of procfs, sysfs and the like, which are
+// Linux's; Windows has none to refuse.
+func (sysFile) kernelInterface(fileStat) bool { return false }
 
 // statPath describes the file at path, or the link there unless
 // followSymlinks is set. Windows names a file by volume and index only
@@ -254,5 +262,8 @@ func (s fileStat) removed() bool { return s.links == 0 }
 func (s fileStat) sameFile(other fileStat) bool {
 	return s.volume == other.volume && s.index == other.index
 }
+
+// linked reports a file with more than one name.
+func (s fileStat) linked() bool { return s.links > 1 }
 
 func (f sysFile) handle() uintptr { return uintptr(f.h) }

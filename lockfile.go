@@ -36,6 +36,15 @@
 // NewSimple does not look; other programs, zc.lockfile and flock(1) among
 // them, do not either.
 //
+// # Planted links
+//
+// A lock in a shared directory such as /tmp must not let another user
+// direct it at a file of their choosing. A symbolic link as the last
+// element of the path is refused by every call ([ErrSymlink]); a file with
+// more than one name, which a hard link planted at the path makes, is
+// refused by everything that writes into it ([ErrHardLink]). Each has an
+// option for the lock file that is meant to be reached that way.
+//
 // # Platforms
 //
 // Linux, macOS, the BSDs and illumos lock with flock(2) on the whole file,
@@ -110,7 +119,7 @@ func (e *LockError) Unwrap() error { return e.Err }
 // returned before the lock file is opened, so nothing on disk is touched.
 type OptionError struct {
 	// Option is the name of the function that made the option, such as
-	// "WithContentTemplate".
+	// "WithContentTemplate", or "Option" for a nil Option.
 	Option string
 	// Value is the value that was given, as text.
 	Value string
@@ -124,7 +133,8 @@ func (e *OptionError) Error() string {
 }
 
 // An Option changes how a lock is taken. Options are applied in order; a
-// later option of the same kind replaces an earlier one.
+// later option of the same kind replaces an earlier one. A nil Option is
+// refused with an [*OptionError].
 type Option func(*config)
 
 type config struct {
@@ -132,8 +142,11 @@ type config struct {
 	perm           fs.FileMode
 	onLock         func(*os.File) error
 	followSymlinks bool
+	hardLinks      bool
 	mode           lockMode // set by NewShared and AcquireShared, not by an option
-	err            error    // the first invalid option
+	// Why an option was refused: a later option of the same kind
+	// replaces an earlier one, a refused one included.
+	nilErr, templateErr, modeErr error
 }
 
 // defaultTemplate is what New writes without WithContentTemplate. It is
@@ -152,16 +165,22 @@ func newConfig(opts []Option) (*config, error) {
 		return &defaultConfig, nil
 	}
 	c := &config{perm: defaultConfig.perm}
-	for _, opt := range opts {
+	for i, opt := range opts {
+		if opt == nil {
+			if c.nilErr == nil {
+				c.nilErr = &OptionError{Option: "Option", Value: "nil",
+					Reason: fmt.Sprintf("option %d of %d is nil", i+1, len(opts))}
+			}
+			continue
+		}
 		opt(c)
 	}
-	return c, c.err
-}
-
-func (c *config) fail(err error) {
-	if c.err == nil {
-		c.err = err
+	for _, err := range []error{c.nilErr, c.templateErr, c.modeErr} {
+		if err != nil {
+			return c, err
+		}
 	}
+	return c, nil
 }
 
 // WithContentTemplate sets what [New] and [Acquire] write into the lock file
@@ -175,28 +194,32 @@ func (c *config) fail(err error) {
 // [NewSimple] and [AcquireSimple] write no content and refuse this option.
 func WithContentTemplate(t string) Option {
 	parsed, err := parseTemplate(t)
-	return func(c *config) {
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		c.template = parsed
-	}
+	return func(c *config) { c.template, c.templateErr = parsed, err }
 }
 
 // WithMode sets the permission bits of a lock file that does not exist yet
-// and is created by this call; the process umask applies. The default is
-// 0644. An existing file keeps its permissions. Bits other than permission
-// bits make the call return an [*OptionError].
+// and is created by this call. The default is 0644. An existing file keeps
+// its permissions. An exclusive lock opens the file for reading and
+// writing, so a mode without the owner's read and write (0o600), or with
+// bits other than permission bits, makes the call return an [*OptionError].
+//
+// The process umask clears bits of the mode, as it does for os.OpenFile,
+// and is not checked: a umask that clears the owner's read or write makes a
+// file that the first lock creates and later locks by its owner cannot open
+// (root's excepted).
 func WithMode(perm fs.FileMode) Option {
-	return func(c *config) {
-		if perm&^fs.ModePerm != 0 {
-			c.fail(&OptionError{Option: "WithMode", Value: fmt.Sprintf("%#o", uint32(perm)),
-				Reason: "only permission bits (0o777) may be set"})
-			return
-		}
-		c.perm = perm
+	var reason string
+	switch {
+	case perm&^fs.ModePerm != 0:
+		reason = "only permission bits (0o777) may be set"
+	case perm&0o600 != 0o600:
+		reason = "the owner must be able to read and write (0o600): an exclusive lock opens the file for both"
 	}
+	var err error
+	if reason != "" {
+		err = &OptionError{Option: "WithMode", Value: fmt.Sprintf("%#o", uint32(perm)), Reason: reason}
+	}
+	return func(c *config) { c.perm, c.modeErr = perm, err }
 }
 
 // WithOnLock sets a function that runs once the lock is held, with the
@@ -214,4 +237,12 @@ func WithOnLock(fn func(f *os.File) error) Option {
 // lock write its content into another file.
 func WithFollowSymlinks() Option {
 	return func(c *config) { c.followSymlinks = true }
+}
+
+// WithHardLinks allows [New], [Acquire] and a [WithOnLock] hook to write
+// into a lock file that has more than one name, which they refuse by
+// default with [ErrHardLink]. It is for a lock file that is given two names
+// on purpose; [WithFollowSymlinks] does not imply it.
+func WithHardLinks() Option {
+	return func(c *config) { c.hardLinks = true }
 }

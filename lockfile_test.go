@@ -3,6 +3,7 @@
 package lockfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -246,6 +247,179 @@ func TestBadOptionsTouchNothing(t *testing.T) {
 			t.Fatalf("%s created the file", name)
 		}
 	}
+	// A mode the owner cannot read and write with would make a lock file
+	// that only its first lock can open.
+	for _, perm := range []fs.FileMode{0, 0o444, 0o200, 0o400, 0o500, 0o077, 0o577} {
+		for name, call := range map[string]func() error{
+			"New":       func() error { _, err := New(path, WithMode(perm)); return err },
+			"NewSimple": func() error { _, err := NewSimple(path, WithMode(perm)); return err },
+			"Acquire":   func() error { _, err := Acquire(context.Background(), path, WithMode(perm)); return err },
+		} {
+			var optErr *OptionError
+			if err := call(); !errors.As(err, &optErr) || optErr.Option != "WithMode" || !strings.Contains(optErr.Reason, "0o600") {
+				t.Errorf("%s with WithMode(%#o): %v, want an *OptionError saying 0o600", name, perm, err)
+			}
+			if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("%s with WithMode(%#o) created the file", name, perm)
+			}
+		}
+	}
+	for _, perm := range []fs.FileMode{0o600, 0o640, 0o666, 0o777} {
+		l, err := NewSimple(path, WithMode(perm))
+		if err != nil {
+			t.Fatalf("WithMode(%#o): %v", perm, err)
+		}
+		l.Close()
+		os.Remove(path)
+	}
+}
+
+// Misuse returns an error or does nothing; it never panics. A nil Option
+// and a nil Context are refused before the file is created; zero and nil
+// lock objects hold nothing.
+func TestMisuseDoesNotPanic(t *testing.T) {
+	path := tempLockPath(t)
+	for name, call := range map[string]func() error{
+		"New":           func() error { _, err := New(path, nil); return err },
+		"NewSimple":     func() error { _, err := NewSimple(path, WithMode(0o600), nil); return err },
+		"Acquire":       func() error { _, err := Acquire(context.Background(), path, nil, WithMode(0o600)); return err },
+		"AcquireSimple": func() error { _, err := AcquireSimple(context.Background(), path, nil); return err },
+	} {
+		var optErr *OptionError
+		if err := call(); !errors.As(err, &optErr) || optErr.Option != "Option" || optErr.Value != "nil" {
+			t.Errorf("%s with a nil Option: %v, want an *OptionError for Option(nil)", name, err)
+		}
+	}
+	var noContext context.Context
+	for name, call := range map[string]func() error{
+		"Acquire":       func() error { _, err := Acquire(noContext, path); return err },
+		"AcquireSimple": func() error { _, err := AcquireSimple(noContext, path); return err },
+	} {
+		var pathErr *fs.PathError
+		if err := call(); !errors.Is(err, fs.ErrInvalid) || !errors.As(err, &pathErr) || pathErr.Path != path {
+			t.Errorf("%s with a nil Context: %v, want an *fs.PathError with fs.ErrInvalid", name, err)
+		}
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a refused call created the file: %v", err)
+	}
+	// A nil Context on a held lock, where a wait would begin, is refused too.
+	holder, err := New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Acquire(noContext, path); !errors.Is(err, fs.ErrInvalid) || errors.Is(err, ErrLocked) {
+		t.Errorf("Acquire with a nil Context on a held lock: %v, want fs.ErrInvalid", err)
+	}
+	holder.Close()
+
+	var zero LockFile
+	var zeroSimple SimpleLockFile
+	if zero.Content() != "" || zero.Path() != "" || zeroSimple.Path() != "" {
+		t.Errorf("a zero LockFile says Content %q, Path %q; a zero SimpleLockFile Path %q; want empty", zero.Content(), zero.Path(), zeroSimple.Path())
+	}
+	for range 2 {
+		if err := zero.Close(); err != nil {
+			t.Errorf("zero LockFile Close: %v, want nil", err)
+		}
+		if err := zeroSimple.Close(); err != nil {
+			t.Errorf("zero SimpleLockFile Close: %v, want nil", err)
+		}
+	}
+	var nilLock *LockFile
+	var nilSimple *SimpleLockFile
+	if err := nilLock.Close(); err != fs.ErrInvalid {
+		t.Errorf("nil *LockFile Close: %v, want fs.ErrInvalid", err)
+	}
+	if err := nilSimple.Close(); err != fs.ErrInvalid {
+		t.Errorf("nil *SimpleLockFile Close: %v, want fs.ErrInvalid", err)
+	}
+	if nilLock.Content() != "" || nilLock.Path() != "" || nilSimple.Path() != "" {
+		t.Errorf("nil locks say Content %q, Path %q and %q; want empty", nilLock.Content(), nilLock.Path(), nilSimple.Path())
+	}
+	assertFree(t, path)
+}
+
+// A hard link planted at the lock path must not make anything that writes
+// write into the file it names: New, Acquire and a hook refuse it with
+// ErrHardLink, release the lock, and leave every byte and the modification
+// time as they were. What writes nothing may lock it, and WithHardLinks
+// allows it.
+func TestHardLinkIsRefusedForWriting(t *testing.T) {
+	dir := testDir(t)
+	victim := filepath.Join(dir, "passwd")
+	const precious = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n"
+	writeFile(t, victim, precious)
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(victim, old, old); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "app.lock")
+	if err := os.Link(victim, path); err != nil {
+		t.Fatal(err)
+	}
+	hookRan := false
+	writingHook := WithOnLock(func(f *os.File) error {
+		hookRan = true
+		_, err := f.WriteAt([]byte("hook state"), 1)
+		return err
+	})
+	before := openDescriptors(t)
+	for name, call := range map[string]func() error{
+		"New":     func() error { _, err := New(path); return err },
+		"Acquire": func() error { _, err := Acquire(context.Background(), path); return err },
+		"NewSimple with a hook": func() error {
+			_, err := NewSimple(path, writingHook)
+			return err
+		},
+		"AcquireSimple with a hook": func() error {
+			_, err := AcquireSimple(context.Background(), path, writingHook)
+			return err
+		},
+		"New with WithFollowSymlinks": func() error { _, err := New(path, WithFollowSymlinks()); return err },
+	} {
+		err := call()
+		var pathErr *fs.PathError
+		if !errors.Is(err, ErrHardLink) || !errors.As(err, &pathErr) || pathErr.Path != path || errors.Is(err, ErrLocked) {
+			t.Errorf("%s on a hard link: %v, want an *fs.PathError naming the path with ErrHardLink", name, err)
+		}
+		assertFree(t, path)
+	}
+	assertNoLeak(t, "refusals of a hard link", before, openDescriptors(t))
+	if hookRan {
+		t.Error("a hook ran on a hard link")
+	}
+	info, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, victim); got != precious || !info.ModTime().Equal(old) {
+		t.Fatalf("the linked file now holds %q, modified %v; want %q, modified %v", got, info.ModTime(), precious, old)
+	}
+
+	// NewSimple without a hook writes nothing and locks it; the holder
+	// is read from byte 1 of the first line.
+	s, err := NewSimple(path)
+	if err != nil {
+		t.Fatalf("NewSimple on a hard link: %v", err)
+	}
+	firstLine, _, _ := strings.Cut(precious, "\n")
+	assertLocked(t, victim, firstLine[1:])
+	s.Close()
+	if got := readFile(t, victim); got != precious {
+		t.Fatalf("NewSimple changed the linked file to %q", got)
+	}
+
+	// WithHardLinks lets a lock file with two names be written.
+	l, err := New(path, WithHardLinks())
+	if err != nil {
+		t.Fatalf("New with WithHardLinks: %v", err)
+	}
+	defer l.Close()
+	if got := readFile(t, victim); got != " "+l.Content()+"\n" {
+		t.Fatalf("with WithHardLinks the file holds %q", got)
+	}
+	assertLocked(t, victim, l.Content())
 }
 
 // A refused attempt must leave every byte of the holder's file as it was:
@@ -699,4 +873,22 @@ func TestPanickingHookReleases(t *testing.T) {
 		assertFree(t, path)
 	}
 	assertNoLeak(t, "two panicking hooks", before, openDescriptors(t))
+}
+
+// A later option of the same kind replaces an earlier one, a refused one
+// included, as the Option doc says.
+func TestLaterOptionReplacesEarlier(t *testing.T) {
+	path := tempLockPath(t)
+	l, err := New(path, WithMode(0o4755), WithMode(0o600), WithContentTemplate("{nope}"), WithContentTemplate("ok"))
+	if err != nil {
+		t.Fatalf("New with refused options replaced by good ones: %v", err)
+	}
+	defer l.Close()
+	if l.Content() != "ok" {
+		t.Fatalf("content %q, want the later template's", l.Content())
+	}
+	var optErr *OptionError
+	if _, err := New(tempLockPath(t), WithMode(0o600), WithMode(0o4755)); !errors.As(err, &optErr) || optErr.Option != "WithMode" {
+		t.Fatalf("New with a good mode replaced by a refused one = %v, want an OptionError", err)
+	}
 }

@@ -485,3 +485,58 @@ func lockedFileIsAtThePath(t *testing.T, how string) {
 		t.Fatalf("the file was removed only %d times", removals.Load())
 	}
 }
+
+// Waits given up at every moment (before the waiter opens its file, while
+// it blocks, as it takes the lock) detach the waiter's descriptor, and a
+// caller that comes later joins a detached waiter and starts over when it
+// ends. None of that may let two callers hold one lock: goroutines with
+// deadlines of 50 µs to 5 ms count who is inside.
+func TestAbandonedWaitStorm(t *testing.T) {
+	dir := testDir(t)
+	const goroutines, rounds, paths = 32, 400, 2
+	deadlines := []time.Duration{50 * time.Microsecond, 200 * time.Microsecond, time.Millisecond, 5 * time.Millisecond}
+	var holders [paths]atomic.Int32
+	var cycles, gaveUp, overlaps atomic.Int64
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 2))
+			for range rounds {
+				i := rng.IntN(paths)
+				ctx, cancel := context.WithTimeout(context.Background(), deadlines[rng.IntN(len(deadlines))])
+				l, err := AcquireSimple(ctx, filepath.Join(dir, "lock-"+strconv.Itoa(i)))
+				cancel()
+				if errors.Is(err, context.DeadlineExceeded) {
+					gaveUp.Add(1)
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n := holders[i].Add(1); n > 1 {
+					overlaps.Add(1)
+				}
+				time.Sleep(time.Duration(rng.IntN(200)) * time.Microsecond)
+				holders[i].Add(-1)
+				if err := l.Close(); err != nil {
+					t.Error(err)
+				}
+				cycles.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d goroutines: %d lock cycles, %d waits given up, %d overlaps", goroutines, cycles.Load(), gaveUp.Load(), overlaps.Load())
+	if overlaps.Load() != 0 {
+		t.Fatalf("%d times two goroutines held one lock at once", overlaps.Load())
+	}
+	if cycles.Load() < goroutines*rounds/10 || gaveUp.Load() < goroutines*rounds/10 {
+		t.Fatalf("%d cycles and %d waits given up of %d attempts: too few of either to tell", cycles.Load(), gaveUp.Load(), goroutines*rounds)
+	}
+	for i := range paths {
+		path := filepath.Join(dir, "lock-"+strconv.Itoa(i))
+		waitUntil(t, "the waiters to end", func() bool { return waiterOn(path) == nil })
+		assertFree(t, path)
+	}
+}

@@ -12,6 +12,9 @@ import (
 // SimpleLockFile is a held lock on a lock file. It writes nothing into the
 // file; [WithOnLock] may. Its methods are safe for concurrent use.
 //
+// A zero SimpleLockFile holds no lock, like a closed one. On a nil
+// *SimpleLockFile, Close returns [fs.ErrInvalid], as os.File's does.
+//
 // The lock is held until Close, even if the SimpleLockFile itself is
 // dropped: nothing but Close or the end of the process releases it.
 type SimpleLockFile struct {
@@ -22,7 +25,8 @@ type SimpleLockFile struct {
 }
 
 // LockFile is a held lock whose file names its holder: a space, the expanded
-// content template and a newline, the format zc.lockfile writes.
+// content template and a newline, the format zc.lockfile writes. A zero or
+// nil LockFile behaves as a zero or nil SimpleLockFile, with empty Content.
 type LockFile struct {
 	SimpleLockFile
 	content []byte // as written, with the space and the newline
@@ -37,8 +41,11 @@ type LockFile struct {
 // holds; other errors wrap the system's, as [os.OpenFile]'s do.
 //
 // NewSimple writes nothing into the file; a [WithOnLock] hook may. It locks
-// whatever the path opens, and does not look at the file again once it is
-// locked (see [Deleting a lock file]).
+// whatever the path opens, a device included, and does not look at the file
+// again once it is locked (see [Deleting a lock file]). On Linux it locks a
+// named pipe at once, as opening one for reading and writing waits for no
+// peer; flock(1), which opens it for reading only, waits there for a
+// writer, and zc.lockfile fails on it.
 func NewSimple(path string, opts ...Option) (*SimpleLockFile, error) {
 	c, err := newSimpleConfig(opts)
 	if err != nil {
@@ -134,11 +141,29 @@ func newLockFile(path string, opts []Option) (*LockFile, *config, error) {
 }
 
 // Path returns the lock file's path as it was given.
-func (l *SimpleLockFile) Path() string { return l.path }
+func (l *SimpleLockFile) Path() string {
+	if l == nil {
+		return ""
+	}
+	return l.path
+}
+
+// Path returns the lock file's path as it was given.
+func (l *LockFile) Path() string {
+	if l == nil {
+		return ""
+	}
+	return l.path
+}
 
 // Content returns the content written into the file, without the leading
 // space and the trailing newline.
-func (l *LockFile) Content() string { return string(l.content[1 : len(l.content)-1]) }
+func (l *LockFile) Content() string {
+	if l == nil || len(l.content) < 2 {
+		return "" // not made by New or Acquire
+	}
+	return string(l.content[1 : len(l.content)-1])
+}
 
 // Fd returns the file descriptor (on Windows, the handle) that holds the
 // lock. It is valid until Close; closing it or changing its lock breaks the
@@ -158,6 +183,9 @@ func (l *SimpleLockFile) Fd() uintptr {
 // Close releases the lock and closes the file, which stays on disk. Closing
 // a closed lock does nothing and returns nil.
 func (l *SimpleLockFile) Close() error {
+	if l == nil {
+		return fs.ErrInvalid
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.held {
@@ -165,6 +193,15 @@ func (l *SimpleLockFile) Close() error {
 	}
 	l.held = false
 	return release(l.f, l.path)
+}
+
+// Close releases the lock and closes the file, as [SimpleLockFile.Close]
+// does.
+func (l *LockFile) Close() error {
+	if l == nil {
+		return fs.ErrInvalid
+	}
+	return l.SimpleLockFile.Close()
 }
 
 // release unlocks f and closes it.
@@ -198,7 +235,8 @@ func lockNow(path string, c *config) (sysFile, error) {
 
 // maxRemoved bounds how often a lock call starts over because the file it
 // locked had been removed, which takes a program deleting lock files as
-// fast as they are locked, or a path whose file has no name to find.
+// fast as they are locked, or a path whose file has no name to find, such
+// as /proc/self/fd/N of a deleted file or a memfd with WithFollowSymlinks.
 const maxRemoved = 100
 
 // lockNowAndLook is lockNow for callers that write into the file, or may:
@@ -225,7 +263,7 @@ func lockNowAndLook(path string, c *config) (sysFile, fileStat, error) {
 }
 
 // errRemoved reports a path whose file kept having no name once locked.
-var errRemoved = errors.New("the file locked at this path has been removed, time after time")
+var errRemoved = fmt.Errorf("the file locked at this path has been removed, %d times in a row: %w", maxRemoved, fs.ErrNotExist)
 
 // lockFailed closes f, which is not locked, and describes why.
 func lockFailed(f sysFile, path string, err error) error {
@@ -290,6 +328,16 @@ func checkRegular(st fileStat, path string) error {
 	return nil
 }
 
+// checkLinks refuses a file with more than one name as a file to write
+// into, unless c allows it: the other name may be a file someone else cares
+// about, linked to the lock path.
+func checkLinks(st fileStat, path string, c *config) error {
+	if st.linked() && !c.hardLinks {
+		return &fs.PathError{Op: "open", Path: path, Err: ErrHardLink}
+	}
+	return nil
+}
+
 // hold finishes taking a lock on f, which is locked and, if content or a
 // hook is to write into it, described by st: it writes content, if any,
 // runs the hook, and records the lock as held. If either step fails, or
@@ -303,6 +351,14 @@ func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config)
 	}()
 	if content != nil || c.onLock != nil {
 		if err := checkRegular(st, l.path); err != nil {
+			return err
+		}
+	}
+	if content != nil || c.onLock != nil && c.mode == exclusive { // may write
+		if f.kernelInterface(st) {
+			return &fs.PathError{Op: "open", Path: l.path, Err: ErrNotRegular}
+		}
+		if err := checkLinks(st, l.path, c); err != nil {
 			return err
 		}
 	}

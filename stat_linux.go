@@ -1,6 +1,7 @@
 package lockfile
 
 import (
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -39,3 +40,33 @@ func fstat(fd int) (fileStat, error) {
 		ino:   stx.Ino,
 	}, nil
 }
+
+// kernelInterface reports a file of a file system whose files are the
+// kernel's interfaces, such as procfs or sysfs, where a write is an order to
+// the kernel. Those files report a size of 0 or of one page whatever they
+// hold, and a lock file holding content has neither, so only such a file is
+// asked about: a new, empty lock file costs one fstatfs(2), once. If the
+// call fails, the file is taken for an ordinary one.
+func (f sysFile) kernelInterface(st fileStat) bool {
+	if st.size != 0 && st.size != int64(os.Getpagesize()) {
+		return false
+	}
+	var fs unix.Statfs_t
+	err := unix.Fstatfs(f.fd, &fs)
+	for err == unix.EINTR {
+		err = unix.Fstatfs(f.fd, &fs)
+	}
+	if err != nil {
+		return false
+	}
+	switch uint32(fs.Type) {
+	case unix.PROC_SUPER_MAGIC, unix.SYSFS_MAGIC, unix.CGROUP_SUPER_MAGIC, unix.CGROUP2_SUPER_MAGIC,
+		unix.DEBUGFS_MAGIC, unix.TRACEFS_MAGIC, unix.SECURITYFS_MAGIC, unix.SELINUX_MAGIC,
+		unix.SMACK_MAGIC, unix.BINFMTFS_MAGIC, configfsMagic:
+		return true
+	}
+	return false
+}
+
+// configfsMagic is configfs's f_type, which golang.org/x/sys does not name.
+const configfsMagic = 0x62656570

@@ -92,7 +92,7 @@ func (f sysFile) osFile(name string) (*os.File, error) {
 }
 
 // A fileStat is what this package needs to know of a file: its type, its
-// size, which file it is and whether it still has a name.
+// size, which file it is and how many names it has.
 type fileStat struct {
 	mode     uint32
 	size     int64
@@ -132,5 +132,6 @@ func newFileStat(st *unix.Stat_t) fileStat {
 func (s fileStat) regular() bool                { return s.mode&unix.S_IFMT == unix.S_IFREG }
 func (s fileStat) sameFile(other fileStat) bool { return s.dev == other.dev && s.ino == other.ino }
 func (s fileStat) removed() bool                { return s.nlink == 0 }
+func (s fileStat) linked() bool                 { return s.nlink > 1 }
 
 func (f sysFile) handle() uintptr { return uintptr(f.fd) }
