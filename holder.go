@@ -1,0 +1,61 @@
+package lockfile
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+)
+
+// A Status says whether a lock is held, and by whom.
+type Status struct {
+	Held   bool   // someone holds the lock
+	Shared bool   // it is held by shared holders ([NewShared]), who write nothing
+	Holder string // what [LockError.Holder] would say; empty when Shared
+}
+
+// Holder reports whether the lock on the file at path is held, and by
+// whom. It opens the file for reading only and never creates, truncates or
+// writes it: a missing file is a free lock. A symbolic link is refused as
+// [NewSimple] refuses it, and a file that is not a regular file with
+// [ErrNotRegular].
+//
+// Where the system has no call that only asks (flock(2), Windows), Holder
+// takes a lock for an instant to tell: a lock attempt at that very
+// instant may be refused, and two calls of Holder at the same instant may
+// see each other as holders.
+func Holder(path string) (Status, error) {
+	if holder, state := heldHere(path, false, readHolder); state != free {
+		st, err := statPath(path, false)
+		if err != nil {
+			return Status{}, err
+		}
+		if err := checkRegular(st, path); err != nil {
+			return Status{}, err
+		}
+		return Status{Held: true, Shared: state == heldShared, Holder: holder}, nil
+	}
+	f, err := openFile(path, os.O_RDONLY, 0, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Status{}, nil
+	}
+	if err != nil {
+		return Status{}, err
+	}
+	defer f.close()
+	st, err := f.stat()
+	if err != nil {
+		return Status{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if err := checkRegular(st, path); err != nil {
+		return Status{}, err
+	}
+	switch state, err := f.testLock(); {
+	case err != nil:
+		return Status{}, &fs.PathError{Op: "lock", Path: path, Err: err}
+	case state == heldExclusive:
+		return Status{Held: true, Holder: readHolder(f)}, nil
+	case state == heldShared:
+		return Status{Held: true, Shared: true}, nil
+	}
+	return Status{}, nil
+}
