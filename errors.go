@@ -47,7 +47,3 @@ var ErrHardLink = errors.New("lock file has more than one hard link")
 // only a file of either size is asked about; one that reports another size
 // is written.
 var ErrNotRegular = errors.New("lock file is not a regular file")
-
-// errHookClosed reports a hook that closed the file it was lent, where
-// that drops the process's lock.
-var errHookClosed = errors.New("the hook closed its file, which dropped this process's lock")

@@ -290,6 +290,9 @@ func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
 	return err
 }
 
+// errHookClosed reports a hook that closed the file it was lent.
+var errHookClosed = errors.New("the hook closed its file, which dropped this process's lock")
+
 func setLock(fd, cmd int, typ int16) error {
 	lk := unix.Flock_t{Type: typ, Whence: io.SeekStart} // Start and Len 0: the whole file
 	for {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,8 +158,8 @@ func TestHookThatClosesItsFile(t *testing.T) {
 	path := tempLockPath(t)
 	l, err := New(path, WithOnLock(func(f *os.File) error { return f.Close() }))
 	if recordLocks {
-		if !errors.Is(err, errHookClosed) {
-			t.Fatalf("New with a hook that closed its file = %v, want errHookClosed", err)
+		if err == nil || !strings.Contains(err.Error(), "hook closed its file") {
+			t.Fatalf("New with a hook that closed its file = %v, want it to say the hook closed its file", err)
 		}
 		assertFree(t, path)
 		return

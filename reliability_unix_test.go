@@ -299,7 +299,7 @@ while [ "$i" -lt "$rounds" ]; do
 	"$flock" "$lock" sh -c '
 		set -C
 		if (: >"$2") 2>/dev/null; then alone=1; else alone=0; fi
-		n=$(cat "$1"); echo $((n + 1)) >|"$1"
+		n=$(cat "$1"); case $n in ""|*[!0-9]*) n=0 ;; esac; echo $((n + 1)) >|"$1"
 		if [ "$alone" = 1 ]; then rm -f "$2"; else exit 3; fi' sh "$counter" "$marker"
 	status=$?
 	case $status in 0) ;; 3) overlaps=$((overlaps + 1)) ;; *) echo "error flock(1) exited with $status"; exit 1 ;; esac
