@@ -8,7 +8,7 @@
 //
 // Usage:
 //
-//	lockfile run [-E CODE] [-t TEMPLATE] [-v] [-w DURATION] PATH [--] COMMAND [ARG...]
+//	lockfile run [-E CODE] [-s] [-t TEMPLATE] [-v] [-w DURATION] PATH [--] COMMAND [ARG...]
 //	lockfile status PATH
 //
 // Run "lockfile -h", "lockfile run -h" or "lockfile status -h" for the rest.
@@ -44,9 +44,9 @@ const (
 )
 
 const mainHelp = `
-lockfile takes an exclusive lock on the file PATH: the lock that the Go
-package github.com/golockfile/lockfile, Python's zc.lockfile and util-linux
-flock(1) take. It writes who holds the lock into the file, as the package
+lockfile takes a lock on the file PATH: the lock that the Go package
+github.com/golockfile/lockfile, Python's zc.lockfile and util-linux
+flock(1) take, exclusive, or shared with run -s. It writes who holds the lock into the file, as the package
 and zc.lockfile do, and reads it back for whoever is refused. PATH is a
 regular file, or none yet: unlike flock(1), lockfile does not lock
 directories, which have no content to name a holder.
@@ -115,8 +115,11 @@ earlier holder in the file, which then names a process that may be gone;
 if the file is empty, status prints an empty line and says on standard
 error that the holder is not named.
 
-To tell, status takes a shared lock on PATH for an instant and drops it:
-a lock that someone tries to take at that very instant may be refused.
+If shared holders (run -s, flock -s) hold it, print an empty line, say so
+on standard error, and exit with status 1.
+
+To tell, status takes a lock on PATH for an instant and drops it: a lock
+that someone tries to take at that very instant may be refused.
 
 Exit status:
   0       the lock is free
@@ -218,6 +221,8 @@ type runConfig struct {
 	template string
 	heldCode int
 	verbose  bool
+	shared   bool
+	tflag    bool // -t was given
 }
 
 // runFlags returns run's flag set, which fills in c, after setting c to
@@ -246,9 +251,11 @@ func runFlags(c *runConfig) *flag.FlagSet {
 			}
 			return err
 		}
-		c.template = s
+		c.template, c.tflag = s, true
 		return nil
 	})
+	flags.BoolVar(&c.shared, "s", false, "take a shared lock, which others may share and an exclusive lock\n"+
+		"excludes; it writes no content, so -t cannot go with it")
 	flags.BoolVar(&c.verbose, "v", false, "say on standard error whom it waits for, and how long it waited")
 	flags.Func("w", "wait up to `DURATION` for a held lock: seconds (10, .5), a Go\n"+
 		"duration (1m30s), or inf for no limit (default 0: do not wait)", func(s string) (err error) {
@@ -340,6 +347,9 @@ func run(args []string) int {
 	if len(argv) == 0 {
 		return usageError(usage, "run", "no COMMAND given")
 	}
+	if c.shared && c.tflag {
+		return usageError(usage, "run", "-t with -s: a shared lock writes no content")
+	}
 
 	// A COMMAND that is missing or not executable is reported before the
 	// lock file is created or written.
@@ -364,7 +374,7 @@ func run(args []string) int {
 	var lockErr *lockfile.LockError
 	switch {
 	case errors.As(r.err, &lockErr):
-		fmt.Fprintf(os.Stderr, "lockfile: %s is %s\n", path, heldBy(lockErr.Holder, c.wait))
+		fmt.Fprintf(os.Stderr, "lockfile: %s is %s\n", path, heldBy(lockErr, c.wait))
 		return c.heldCode
 	case r.err != nil:
 		return failed(path, r.err)
@@ -373,15 +383,14 @@ func run(args []string) int {
 }
 
 type lockResult struct {
-	lock *lockfile.LockFile
+	lock *lockfile.SimpleLockFile
 	err  error
 }
 
 // takeLock takes the lock without waiting, or waits for it as c says.
-func takeLock(path string, c runConfig) (*lockfile.LockFile, error) {
+func takeLock(path string, c runConfig) (*lockfile.SimpleLockFile, error) {
 	began := time.Now()
-	template := lockfile.WithContentTemplate(c.template)
-	l, err := lockfile.New(path, template)
+	l, err := lockNow(path, c)
 	var lockErr *lockfile.LockError
 	if errors.As(err, &lockErr) && (c.wait > 0 || c.forever) {
 		if c.verbose {
@@ -389,7 +398,7 @@ func takeLock(path string, c runConfig) (*lockfile.LockFile, error) {
 			if !c.forever {
 				limit = " up to " + c.wait.String()
 			}
-			fmt.Fprintf(os.Stderr, "lockfile: %s is %s; waiting%s\n", path, heldBy(lockErr.Holder, 0), limit)
+			fmt.Fprintf(os.Stderr, "lockfile: %s is %s; waiting%s\n", path, heldBy(lockErr, 0), limit)
 		}
 		ctx := context.Background()
 		if !c.forever {
@@ -397,7 +406,7 @@ func takeLock(path string, c runConfig) (*lockfile.LockFile, error) {
 			ctx, cancel = context.WithTimeout(ctx, c.wait-time.Since(began))
 			defer cancel()
 		}
-		l, err = lockfile.Acquire(ctx, path, template)
+		l, err = lockWait(ctx, path, c)
 	}
 	if err == nil && c.verbose {
 		fmt.Fprintf(os.Stderr, "lockfile: locked %s after %v\n", path, time.Since(began).Round(time.Millisecond))
@@ -405,13 +414,41 @@ func takeLock(path string, c runConfig) (*lockfile.LockFile, error) {
 	return l, err
 }
 
+// lockNow takes the lock that c asks for without waiting.
+func lockNow(path string, c runConfig) (*lockfile.SimpleLockFile, error) {
+	if c.shared {
+		return lockfile.NewShared(path)
+	}
+	l, err := lockfile.New(path, lockfile.WithContentTemplate(c.template))
+	if err != nil {
+		return nil, err
+	}
+	return &l.SimpleLockFile, nil
+}
+
+// lockWait takes the lock that c asks for, waiting until ctx ends.
+func lockWait(ctx context.Context, path string, c runConfig) (*lockfile.SimpleLockFile, error) {
+	if c.shared {
+		return lockfile.AcquireShared(ctx, path)
+	}
+	l, err := lockfile.Acquire(ctx, path, lockfile.WithContentTemplate(c.template))
+	if err != nil {
+		return nil, err
+	}
+	return &l.SimpleLockFile, nil
+}
+
 // heldBy says who holds the lock, after a wait of the given length.
-func heldBy(holder string, waited time.Duration) string {
+func heldBy(lockErr *lockfile.LockError, waited time.Duration) string {
 	state := "held"
 	if waited > 0 {
 		state = "still held after " + waited.String()
 	}
-	if holder == "" {
+	holder := lockErr.Holder
+	switch {
+	case lockErr.Shared:
+		return state + " by shared holders"
+	case holder == "":
 		return state + "; the file does not name the holder"
 	}
 	return fmt.Sprintf("%s by %s", state, escaped(holder))
@@ -495,6 +532,10 @@ func status(args []string) int {
 	case !held:
 		fmt.Println("free")
 		return 0
+	case st.Shared:
+		fmt.Println()
+		fmt.Fprintf(os.Stderr, "lockfile: %s is held by shared holders, who write nothing\n", path)
+		return 1
 	}
 	// An empty line still tells a script that reads only stdout that the
 	// lock is not free.

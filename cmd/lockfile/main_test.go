@@ -262,7 +262,7 @@ func TestHelpComesFromTheFlags(t *testing.T) {
 	if n < 4 || !strings.Contains(defaults.String(), "inf for no limit") {
 		t.Fatalf("run's flag set has %d flags; PrintDefaults says %q", n, defaults.String())
 	}
-	wantSynopsis := "usage: lockfile run [-E CODE] [-t TEMPLATE] [-v] [-w DURATION] PATH [--] COMMAND [ARG...]\n"
+	wantSynopsis := "usage: lockfile run [-E CODE] [-s] [-t TEMPLATE] [-v] [-w DURATION] PATH [--] COMMAND [ARG...]\n"
 	r := runLockfile(t, "run", "-h")
 	if !strings.HasPrefix(r.stdout, wantSynopsis) || !strings.Contains(r.stdout, "\nOptions:\n"+defaults.String()+"\n") {
 		t.Errorf("run -h does not start with %q and list the flags as PrintDefaults does:\n%s", wantSynopsis, r.stdout)

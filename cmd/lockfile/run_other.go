@@ -13,7 +13,7 @@ import (
 // lockfile.ErrUnsupported before COMMAND could run. This keeps the command
 // compiling there, as the package does.
 
-func runLocked(lock *lockfile.LockFile, command string, argv []string) int {
+func runLocked(lock *lockfile.SimpleLockFile, command string, argv []string) int {
 	lock.Close()
 	fmt.Fprintf(os.Stderr, "lockfile: %s: cannot run COMMAND on this system\n", argv[0])
 	return exitFailed

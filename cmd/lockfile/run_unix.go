@@ -24,7 +24,7 @@ import (
 // the signals it must see (SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGCHLD,
 // SIGURG and others): blocked when lockfile started, they are not blocked
 // in COMMAND. Those it leaves alone, such as SIGUSR1, stay blocked.
-func runLocked(lock *lockfile.LockFile, command string, argv []string) int {
+func runLocked(lock *lockfile.SimpleLockFile, command string, argv []string) int {
 	if _, err := unix.FcntlInt(lock.Fd(), unix.F_SETFD, 0); err != nil {
 		lock.Close()
 		fmt.Fprintf(os.Stderr, "lockfile: %s: clearing close-on-exec: %v\n", lock.Path(), err)

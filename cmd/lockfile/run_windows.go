@@ -17,7 +17,7 @@ import (
 // returns its exit status. lockfile holds the lock until COMMAND exits.
 // COMMAND and its descendants run in a job that ends with lockfile, so
 // that none of them runs on without the lock if lockfile is killed.
-func runLocked(lock *lockfile.LockFile, command string, argv []string) int {
+func runLocked(lock *lockfile.SimpleLockFile, command string, argv []string) int {
 	defer lock.Close()
 	if err := joinKillOnCloseJob(); err != nil {
 		fmt.Fprintf(os.Stderr, "lockfile: %v\n", err)

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"github.com/golockfile/lockfile"
+
 	"fmt"
 	"os"
 	"os/exec"
@@ -473,4 +475,27 @@ func TestKilledRunNeverOverlapsTheNext(t *testing.T) {
 			})
 		}
 	}
+}
+
+// run -s takes a shared lock: runs share it with each other and with
+// shared locks of the library, an exclusive holder refuses them by name,
+// and they refuse an exclusive run, saying it is held shared. status says
+// so too. -t cannot go with -s.
+func TestRunShared(t *testing.T) {
+	path := lockPath(t)
+	reader, err := lockfile.NewShared(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A shared run beside a shared holder runs; inside it, another shared
+	// run runs, and an exclusive run is refused.
+	runLockfile(t, "run", "-s", path, "sh", "-c",
+		`"$0" run -s "$1" true && "$0" run "$1" true; echo "exclusive: $?"`, binary, path).
+		check(t, 0, "exclusive: 1\n", "lockfile: "+path+" is held by shared holders\n")
+	runLockfile(t, "status", path).check(t, 1, "\n", "is held by shared holders")
+	reader.Close()
+
+	hold(t, path, "writer-1")
+	runLockfile(t, "run", "-s", path, "true").check(t, 1, "", "lockfile: "+path+" is held by writer-1\n")
+	runLockfile(t, "run", "-s", "-t", "x", path, "true").check(t, 2, "", "-t with -s")
 }
