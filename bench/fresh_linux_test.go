@@ -1,0 +1,95 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// freshHandoff measures one handover to a fresh waiter process of kind i:
+// h holds the lock, the waiter starts and blocks in flock(2), h releases
+// the lock 1 to 11 ms later, and the time from the release to the waiter
+// holding the lock is returned.
+func freshHandoff(b *testing.B, exe, path string, h holder, i int) time.Duration {
+	h.lock(b)
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), freshWaiterEnv+"="+strconv.Itoa(i), freshPathEnv+"="+path)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill() // if this round failed, the waiter may still wait
+		cmd.Wait()
+	}()
+	waitBlockedInFlock(b, cmd.Process.Pid)
+	time.Sleep(time.Millisecond + rand.N(10*time.Millisecond))
+	releasedAt := h.release(b)
+	out := bufio.NewScanner(stdout)
+	if !out.Scan() {
+		b.Fatalf("%s: waiter process ended: %v", freshWaiters[i].name, out.Err())
+	}
+	acquiredAt, err := strconv.ParseInt(out.Text(), 10, 64)
+	if err != nil {
+		b.Fatalf("%s: %s", freshWaiters[i].name, out.Text())
+	}
+	return time.Duration(acquiredAt - releasedAt)
+}
+
+// waitBlockedInFlock returns once a thread of process pid is in flock(2),
+// as /proc/PID/task/*/syscall shows: the first field is the number of the
+// call a blocked thread is in.
+func waitBlockedInFlock(b *testing.B, pid int) {
+	want := strconv.Itoa(unix.SYS_FLOCK) + " "
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", pid))
+		for _, task := range tasks {
+			if text, err := os.ReadFile(task); err == nil && strings.HasPrefix(string(text), want) {
+				return
+			}
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.Fatalf("waiter process %d never blocked in flock", pid)
+}
+
+// BenchmarkFreshHandoff runs every fresh waiter once per round, in an order
+// that rotates from round to round, each in a process of its own, against
+// a holder in another process, and reports each one's p50 and p99 handoff
+// latency in µs and its p50 as a multiple of the raw flock's.
+func BenchmarkFreshHandoff(b *testing.B) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "lock")
+	h := startProcessHolder(b, path)
+	latencies := make([][]time.Duration, len(freshWaiters))
+	for round := 0; b.Loop(); round++ {
+		for k := range freshWaiters {
+			i := (round + k) % len(freshWaiters)
+			latencies[i] = append(latencies[i], freshHandoff(b, exe, path, h, i))
+		}
+	}
+	raw := percentile(latencies[freshRawFlock], 0.5)
+	for i, w := range freshWaiters {
+		p50 := percentile(latencies[i], 0.5)
+		b.ReportMetric(p50, w.name+"-p50-µs")
+		b.ReportMetric(percentile(latencies[i], 0.99), w.name+"-p99-µs")
+		b.ReportMetric(p50/raw, w.name+"-p50-x-flock")
+	}
+}
