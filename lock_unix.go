@@ -151,12 +151,16 @@ func fstatPlain(fd int) (fileStat, error) {
 // statPath describes the file at path, or the link there unless
 // followSymlinks is set.
 func statPath(path string, followSymlinks bool) (fileStat, error) {
-	var st unix.Stat_t
-	stat := unix.Lstat
+	var (
+		st  unix.Stat_t // called directly, not through a func value, it stays on the stack
+		err error
+	)
 	if followSymlinks {
-		stat = unix.Stat
+		err = unix.Stat(path, &st)
+	} else {
+		err = unix.Lstat(path, &st)
 	}
-	if err := stat(path, &st); err != nil {
+	if err != nil {
 		return fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	return newFileStat(&st), nil
