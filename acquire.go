@@ -89,13 +89,11 @@ func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, e
 		if !ok {
 			continue // the lock went to another caller of this process
 		}
-		// The file may have grown or shrunk while this caller waited, and
-		// may not be the one at the path any more.
-		st, err = locked.stat()
-		if err == nil {
-			if atPath, statErr := statPath(path, c.followSymlinks); statErr == nil && atPath.sameFile(st) {
-				return locked, st, nil
-			}
+		// While this caller waited, the file may have grown or shrunk, and
+		// the path may have come to name another file. The locked file is
+		// the one waited for, so one look at the path tells both.
+		if st, err := statPath(path, c.followSymlinks); err == nil && st.sameFile(waitedFor) {
+			return locked, st, nil
 		}
 		release(locked, path) // a file no longer at path; try the one there now
 	}
