@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"runtime"
 	"sync"
 )
 
@@ -195,18 +196,21 @@ func (w *waiter) wait(key, path string, c *config) {
 			opened = false
 		}
 	}
+	if opened {
+		select {
+		case w.handoff <- f:
+			// Let the receiver, ready now, run before this cleanup.
+			// A caller that joins meanwhile waits for done and starts
+			// over, as one that joins just before the handoff does.
+			runtime.Gosched()
+		default:
+			release(f, path) // everyone who waited has given up
+		}
+	}
 	waiters.Lock()
 	if waiters.byPath[key] == w {
 		delete(waiters.byPath, key)
 	}
 	waiters.Unlock()
 	w.err = err
-	if !opened {
-		return
-	}
-	select {
-	case w.handoff <- f:
-	default:
-		release(f, path) // everyone who waited has given up
-	}
 }
