@@ -71,25 +71,46 @@ func waitBlockedInFlock(b *testing.B, pid int) {
 // that rotates from round to round, each in a process of its own, against
 // a holder in another process, and reports each one's p50 and p99 handoff
 // latency in µs and its p50 as a multiple of the raw flock's.
+//
+// With LOCKFILE_BENCH_BASELINE naming this benchmark's test binary built
+// against another version of the library, each round also runs that
+// binary's lockfile waiters, reported with the prefix "base:", so that two
+// versions are compared in the same rounds.
 func BenchmarkFreshHandoff(b *testing.B) {
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
+	type run struct {
+		name string
+		exe  string
+		i    int // index in freshWaiters
+	}
+	var runs []run
+	for i, w := range freshWaiters {
+		runs = append(runs, run{w.name, exe, i})
+	}
+	if base := os.Getenv("LOCKFILE_BENCH_BASELINE"); base != "" {
+		for i, w := range freshWaiters {
+			if strings.HasPrefix(w.name, "Acquire") {
+				runs = append(runs, run{"base:" + w.name, base, i})
+			}
+		}
+	}
 	path := filepath.Join(b.TempDir(), "lock")
 	h := startProcessHolder(b, path)
-	latencies := make([][]time.Duration, len(freshWaiters))
+	latencies := make([][]time.Duration, len(runs))
 	for round := 0; b.Loop(); round++ {
-		for k := range freshWaiters {
-			i := (round + k) % len(freshWaiters)
-			latencies[i] = append(latencies[i], freshHandoff(b, exe, path, h, i))
+		for k := range runs {
+			i := (round + k) % len(runs)
+			latencies[i] = append(latencies[i], freshHandoff(b, runs[i].exe, path, h, runs[i].i))
 		}
 	}
 	raw := percentile(latencies[freshRawFlock], 0.5)
-	for i, w := range freshWaiters {
+	for i, r := range runs {
 		p50 := percentile(latencies[i], 0.5)
-		b.ReportMetric(p50, w.name+"-p50-µs")
-		b.ReportMetric(percentile(latencies[i], 0.99), w.name+"-p99-µs")
-		b.ReportMetric(p50/raw, w.name+"-p50-x-flock")
+		b.ReportMetric(p50, r.name+"-p50-µs")
+		b.ReportMetric(percentile(latencies[i], 0.99), r.name+"-p99-µs")
+		b.ReportMetric(p50/raw, r.name+"-p50-x-flock")
 	}
 }
