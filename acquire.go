@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -81,9 +82,6 @@ func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, e
 			return sysFile{}, fileStat{}, lockFailed(probe, path, err)
 		}
 		locked, ok, err := waitFor(ctx, path, probe, waitedFor, c)
-		if !ok || locked != probe {
-			probe.close()
-		}
 		if err != nil {
 			return sysFile{}, fileStat{}, err
 		}
@@ -103,24 +101,28 @@ func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, e
 // waitFor waits until the file described by st, which probe has open, is
 // locked for this caller, or ctx is done. It returns the locked file (probe
 // itself, or the waiter's) and true, or false if the caller should try again.
+// It closes probe unless it returns it.
 func waitFor(ctx context.Context, path string, probe sysFile, st fileStat, c *config) (sysFile, bool, error) {
-	gaveUp := func() error {
-		// The holder is read through probe: on Windows, a read through the
-		// waiter's handle would queue behind its blocked lock call.
-		return &LockError{Path: path, Holder: readHolder(probe),
+	gaveUp := func(holder string) error {
+		return &LockError{Path: path, Holder: holder,
 			Err: fmt.Errorf("%w; stopped waiting: %w", ErrLocked, ctx.Err())}
 	}
 	switch {
 	case ctx.Err() != nil:
-		return sysFile{}, false, gaveUp()
+		defer probe.close()
+		return sysFile{}, false, gaveUp(readHolder(probe))
 	case ctx.Done() == nil:
 		// Nothing can end this wait, so it may block in this goroutine's
 		// own thread; no other caller will be left waiting on it.
 		if err := probe.waitLock(); err != nil {
+			probe.close()
 			return sysFile{}, false, &fs.PathError{Op: "lock", Path: path, Err: err}
 		}
 		return probe, true, nil
 	}
+	// The wait is the waiter's from here on: probe is closed before it,
+	// not on the way from the release to the caller.
+	probe.close()
 	// Waiters are found by absolute path, so that a relative one means the
 	// same file after a change of directory. Only a real wait needs it,
 	// and so only a real wait pays for the getcwd(2) behind it.
@@ -140,7 +142,15 @@ func waitFor(ctx context.Context, path string, probe sysFile, st fileStat, c *co
 		// while no one was receiving, or the path names another file.
 		return sysFile{}, false, nil
 	case <-ctx.Done():
-		return sysFile{}, false, gaveUp()
+		// The holder is read through a descriptor of its own: on Windows,
+		// a read through the waiter's handle would queue behind its
+		// blocked lock call.
+		holder := ""
+		if f, err := openFile(path, os.O_RDONLY, 0, c.followSymlinks); err == nil {
+			holder = readHolder(f)
+			f.close()
+		}
+		return sysFile{}, false, gaveUp(holder)
 	}
 }
 
