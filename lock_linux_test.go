@@ -285,3 +285,74 @@ func TestAcquireFileGrewWhileWaiting(t *testing.T) {
 		})
 	}
 }
+
+// statPath describes the same file, or link, with statx as without it (a
+// sandbox that refuses statx, a kernel without it) and for a path too long
+// for its buffer.
+func TestStatPath(t *testing.T) {
+	dir := testDir(t)
+	file := filepath.Join(dir, "file")
+	writeFile(t, file, " 1234;host\n")
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
+	deep := filepath.Join(dir, strings.Repeat("d", 200))
+	if err := os.Mkdir(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	long := filepath.Join(deep, strings.Repeat("f", 100))
+	writeFile(t, long, " a longer content\n")
+	want := func(path string, follow bool) fileStat {
+		var st unix.Stat_t
+		stat := unix.Lstat
+		if follow {
+			stat = unix.Stat
+		}
+		if err := stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return newFileStat(&st)
+	}
+	// statPathWith calls statPath on a thread where statx answers as how says.
+	statPathWith := func(how, path string, follow bool) (got fileStat, err error) {
+		var filterErr error
+		onDoomedThread(func() {
+			switch how {
+			case "statx refused":
+				filterErr = failSyscall(t, unix.SYS_STATX, unix.EPERM)
+			case "no statx":
+				filterErr = failSyscall(t, unix.SYS_STATX, unix.ENOSYS)
+			}
+			if filterErr == nil {
+				got, err = statPath(path, follow)
+			}
+		})
+		if filterErr != nil {
+			skipOrFail(t, "cannot install a seccomp filter: "+filterErr.Error())
+		}
+		return got, err
+	}
+	check := func(how string) {
+		for _, path := range []string{file, link, long} {
+			for _, follow := range []bool{false, true} {
+				got, err := statPathWith(how, path, follow)
+				if err != nil {
+					t.Fatalf("%s: statPath(%s, %v): %v", how, path, follow, err)
+				}
+				if w := want(path, follow); got != w {
+					t.Errorf("%s: statPath(%s, %v) = %+v, want %+v", how, path, follow, got, w)
+				}
+			}
+		}
+		if _, err := statPathWith(how, filepath.Join(dir, "missing"), false); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: statPath of a missing file: %v, want ErrNotExist", how, err)
+		}
+	}
+	if len(long) < 256 {
+		t.Fatalf("the long path has only %d bytes", len(long))
+	}
+	for _, how := range []string{"statx", "statx refused", "no statx"} {
+		check(how)
+	}
+}

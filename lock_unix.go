@@ -148,9 +148,9 @@ func fstatPlain(fd int) (fileStat, error) {
 	return newFileStat(&st), nil
 }
 
-// statPath describes the file at path, or the link there unless
-// followSymlinks is set.
-func statPath(path string, followSymlinks bool) (fileStat, error) {
+// statPathPlain describes the file at path, or the link there unless
+// followSymlinks is set, with stat(2) or lstat(2).
+func statPathPlain(path string, followSymlinks bool) (fileStat, error) {
 	var (
 		st  unix.Stat_t // called directly, not through a func value, it stays on the stack
 		err error
