@@ -36,11 +36,12 @@ func AcquireSimple(ctx context.Context, path string, opts ...Option) (*SimpleLoc
 	if err != nil {
 		return nil, err
 	}
+	// Allocated before the wait, not between the release and the caller.
+	l := &SimpleLockFile{path: path}
 	f, st, err := lockWait(ctx, path, c)
 	if err != nil {
 		return nil, err
 	}
-	l := &SimpleLockFile{path: path}
 	if err := l.hold(f, st, nil, c); err != nil {
 		return nil, err
 	}
