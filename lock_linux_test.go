@@ -356,3 +356,36 @@ func TestStatPath(t *testing.T) {
 		check(how)
 	}
 }
+
+// Paths are passed to the kernel from a 256-byte buffer when they fit, and
+// the usual way when they do not: either way New opens and locks the file
+// at the path, and a second attempt finds it locked.
+func TestPathsAroundTheBuffer(t *testing.T) {
+	dir := testDir(t)
+	sub := filepath.Join(dir, strings.Repeat("d", 200))
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, length := range []int{254, 255, 256, 257} {
+		path := sub + "/" + strings.Repeat("f", length-len(sub)-1)
+		if len(path) != length {
+			t.Fatalf("made a path of %d bytes, want %d", len(path), length)
+		}
+		l, err := New(path, WithContentTemplate("holder"))
+		if err != nil {
+			t.Fatalf("New on a path of %d bytes: %v", length, err)
+		}
+		if got := readFile(t, path); got != " holder\n" {
+			t.Fatalf("the file at the path of %d bytes holds %q", length, got)
+		}
+		assertLocked(t, path, "holder")
+		l.Close()
+	}
+	entries, err := os.ReadDir(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 4 {
+		t.Fatalf("%d files made, want 4", len(entries))
+	}
+}

@@ -31,7 +31,7 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 		flag |= unix.O_NONBLOCK // else Holder's open of a named pipe waits for a writer
 	}
 	for {
-		fd, err := unix.Open(path, flag, uint32(perm))
+		fd, err := sysOpen(path, flag, uint32(perm))
 		switch {
 		case err == nil:
 			return sysFile{fd}, nil

@@ -2,7 +2,6 @@ package lockfile
 
 import (
 	"io/fs"
-	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -25,20 +24,18 @@ func fstat(fd int) (fileStat, error) {
 }
 
 // statPath describes the file at path, or the link there unless
-// followSymlinks is set, with statx(2) as fstat does. The path is passed
-// from the stack: it is looked at right after a wait, where a fresh
-// process pays more for an allocation than for the call.
+// followSymlinks is set, with statx(2) as fstat does.
 func statPath(path string, followSymlinks bool) (fileStat, error) {
-	var name [256]byte
-	if len(path) >= len(name) || strings.IndexByte(path, 0) >= 0 {
+	var name cPath
+	p := name.ptr(path)
+	if p == nil {
 		return statPathPlain(path, followSymlinks)
 	}
-	copy(name[:], path)
 	flags := unix.AT_SYMLINK_NOFOLLOW
 	if followSymlinks {
 		flags = 0
 	}
-	st, err := statx(unix.AT_FDCWD, &name[0], flags)
+	st, err := statx(unix.AT_FDCWD, p, flags)
 	switch {
 	case err == unix.ENOSYS || err == unix.EPERM:
 		return statPathPlain(path, followSymlinks)
