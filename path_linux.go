@@ -7,10 +7,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A cPath holds a path for a system call, NUL-terminated, on the stack:
-// golang.org/x/sys/unix copies every path to the heap, and that allocation
-// costs the bare lock cycle more than its own code, and a process that has
-// just been woken from a wait more than the call.
+// A cPath holds a path for a system call, NUL-terminated, on the stack.
+// golang.org/x/sys/unix would copy it to the heap: an allocation that costs
+// the bare cycle 1%, and a process just woken from a wait more than the
+// call itself (see bench/README.md).
 type cPath [256]byte
 
 // ptr copies path into p, which must be zero, and returns a pointer to it,
