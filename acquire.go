@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 )
 
@@ -45,11 +46,12 @@ func AcquireSimple(ctx context.Context, path string, opts ...Option) (*SimpleLoc
 
 // acquireSimple takes a lock that writes no content, waiting while it is held.
 func acquireSimple(ctx context.Context, path string, c *config) (*SimpleLockFile, error) {
+	// Allocated before the wait, not between the release and the caller.
+	l := &SimpleLockFile{path: path}
 	f, st, err := lockWait(ctx, path, c)
 	if err != nil {
 		return nil, err
 	}
-	l := &SimpleLockFile{path: path}
 	if err := l.hold(f, st, nil, c); err != nil {
 		return nil, err
 	}
@@ -98,13 +100,11 @@ func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, e
 		if !ok {
 			continue // the lock went to another caller of this process
 		}
-		// The file may have grown or shrunk while this caller waited, and
-		// may not be the one at the path any more.
-		st, err = locked.stat()
-		if err == nil {
-			if atPath, statErr := statPath(path, c.followSymlinks); statErr == nil && atPath.sameFile(st) {
-				return locked, st, nil
-			}
+		// While this caller waited, the file may have grown or shrunk, and
+		// the path may have come to name another file. The locked file is
+		// the one waited for, so one look at the path tells both.
+		if st, err := statPath(path, c.followSymlinks); err == nil && st.sameFile(waitFor) {
+			return locked, st, nil
 		}
 		release(locked, path) // a file no longer at path; try the one there now
 	}
@@ -284,25 +284,29 @@ func (w *waiter) wait(key, path string, c *config) {
 	} else if f != nil {
 		f.close() // every caller gave up before the call began
 	}
-	if w.end(key) {
+	if w.finish() {
 		if blocked {
 			f.close() // the stand-in that detach put in the file's place
 		}
+		w.remove(key)
 		return // no error: a caller that joined since starts over
 	}
 	w.err = err
-	if !blocked {
-		return
-	}
-	if err != nil {
+	switch {
+	case blocked && err == nil:
+		select {
+		case w.handoff <- *f:
+			// Let the receiver, ready now, run before this cleanup. A
+			// caller that joins meanwhile waits for done and starts
+			// over, as one that joins just before the handoff does.
+			runtime.Gosched()
+		default:
+			release(*f, path) // everyone who waited has given up
+		}
+	case blocked:
 		f.close()
-		return
 	}
-	select {
-	case w.handoff <- *f:
-	default:
-		release(*f, path) // everyone who waited has given up
-	}
+	w.remove(key)
 }
 
 // begin records f as what the waiter blocks on, unless every caller has
@@ -317,15 +321,21 @@ func (w *waiter) begin(f sysFile) bool {
 	return true
 }
 
-// end records that the waiter's call has returned, or never began, and
+// finish records that the waiter's call has returned, or never began, and
 // reports whether every caller gave up before that.
-func (w *waiter) end(key string) bool {
+func (w *waiter) finish() bool {
 	waiters.Lock()
 	defer waiters.Unlock()
 	w.blocking, w.finished = false, true
+	return w.detached
+}
+
+// remove takes the finished waiter out of the table.
+func (w *waiter) remove(key string) {
+	waiters.Lock()
+	defer waiters.Unlock()
 	waiters.running--
 	if waiters.byPath[key] == w {
 		delete(waiters.byPath, key)
 	}
-	return w.detached
 }

@@ -370,3 +370,141 @@ func lockSyscall() uintptr {
 	}
 	return unix.SYS_FLOCK
 }
+
+// Acquire makes the file hold its content and nothing else even when the
+// holder wrote a longer content while Acquire waited: what it knows of the
+// file's size is learnt after the wait.
+func TestAcquireFileGrewWhileWaiting(t *testing.T) {
+	for _, deadline := range []bool{true, false} {
+		t.Run("deadline="+strconv.FormatBool(deadline), func(t *testing.T) {
+			path := tempLockPath(t)
+			holder, err := NewSimple(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if deadline {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+			}
+			blockedBefore := threadsBlockedInLock(t)
+			result := acquireInBackground(ctx, path)
+			waitUntil(t, "Acquire to block in flock", func() bool { return threadsBlockedInLock(t) > blockedBefore })
+			writeFile(t, path, " the holder wrote a long line while Acquire waited\n")
+			holder.Close()
+			r := <-result
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			defer r.lock.Close()
+			if got, want := readFile(t, path), " "+strconv.Itoa(os.Getpid())+"\n"; got != want {
+				t.Fatalf("file holds %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// statPath describes the same file, or link, with statx as without it (a
+// sandbox that refuses statx, a kernel without it) and for a path too long
+// for its buffer.
+func TestStatPath(t *testing.T) {
+	dir := testDir(t)
+	file := filepath.Join(dir, "file")
+	writeFile(t, file, " 1234;host\n")
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
+	deep := filepath.Join(dir, strings.Repeat("d", 200))
+	if err := os.Mkdir(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	long := filepath.Join(deep, strings.Repeat("f", 100))
+	writeFile(t, long, " a longer content\n")
+	want := func(path string, follow bool) fileStat {
+		var st unix.Stat_t
+		stat := unix.Lstat
+		if follow {
+			stat = unix.Stat
+		}
+		if err := stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return newFileStat(&st)
+	}
+	// statPathWith calls statPath on a thread where statx answers as how says.
+	statPathWith := func(how, path string, follow bool) (got fileStat, err error) {
+		var filterErr error
+		onDoomedThread(func() {
+			switch how {
+			case "statx refused":
+				filterErr = failSyscall(t, unix.SYS_STATX, unix.EPERM)
+			case "no statx":
+				filterErr = failSyscall(t, unix.SYS_STATX, unix.ENOSYS)
+			}
+			if filterErr == nil {
+				got, err = statPath(path, follow)
+			}
+		})
+		if filterErr != nil {
+			skipOrFail(t, "cannot install a seccomp filter: "+filterErr.Error())
+		}
+		return got, err
+	}
+	check := func(how string) {
+		for _, path := range []string{file, link, long} {
+			for _, follow := range []bool{false, true} {
+				got, err := statPathWith(how, path, follow)
+				if err != nil {
+					t.Fatalf("%s: statPath(%s, %v): %v", how, path, follow, err)
+				}
+				if w := want(path, follow); got != w {
+					t.Errorf("%s: statPath(%s, %v) = %+v, want %+v", how, path, follow, got, w)
+				}
+			}
+		}
+		if _, err := statPathWith(how, filepath.Join(dir, "missing"), false); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: statPath of a missing file: %v, want ErrNotExist", how, err)
+		}
+	}
+	if len(long) < 256 {
+		t.Fatalf("the long path has only %d bytes", len(long))
+	}
+	for _, how := range []string{"statx", "statx refused", "no statx"} {
+		check(how)
+	}
+}
+
+// Paths are passed to the kernel from a 256-byte buffer when they fit, and
+// the usual way when they do not: either way New opens and locks the file
+// at the path, and a second attempt finds it locked.
+func TestPathsAroundTheBuffer(t *testing.T) {
+	dir := testDir(t)
+	sub := filepath.Join(dir, strings.Repeat("d", 200))
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, length := range []int{254, 255, 256, 257} {
+		path := sub + "/" + strings.Repeat("f", length-len(sub)-1)
+		if len(path) != length {
+			t.Fatalf("made a path of %d bytes, want %d", len(path), length)
+		}
+		l, err := New(path, WithContentTemplate("holder"))
+		if err != nil {
+			t.Fatalf("New on a path of %d bytes: %v", length, err)
+		}
+		if got := readFile(t, path); got != " holder\n" {
+			t.Fatalf("the file at the path of %d bytes holds %q", length, got)
+		}
+		assertLocked(t, path, "holder")
+		l.Close()
+	}
+	entries, err := os.ReadDir(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 4 {
+		t.Fatalf("%d files made, want 4", len(entries))
+	}
+}

@@ -1,6 +1,7 @@
 package lockfile
 
 import (
+	"io/fs"
 	"os"
 	"unsafe"
 
@@ -13,24 +14,46 @@ import (
 // the content write that follows would then update the inode in the
 // file system's journal, which costs more than the rest of the cycle.
 func fstat(fd int) (fileStat, error) {
-	var (
-		stx   unix.Statx_t
-		empty [1]byte // unix.Statx would allocate to pass ""
-		err   error
-	)
-	_, _, errno := unix.Syscall6(unix.SYS_STATX, uintptr(fd), uintptr(unsafe.Pointer(&empty[0])),
-		unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_TYPE|unix.STATX_SIZE|unix.STATX_INO|unix.STATX_NLINK,
-		uintptr(unsafe.Pointer(&stx)), 0)
-	if errno != 0 {
-		err = errno
-	}
+	var empty [1]byte // unix.Statx would allocate to pass ""
+	st, err := statx(fd, &empty[0], unix.AT_EMPTY_PATH)
 	// Before Linux 4.11 there is no statx, and some container sandboxes
 	// refuse a call they do not know.
 	if err == unix.ENOSYS || err == unix.EPERM {
 		return fstatPlain(fd)
 	}
-	if err != nil {
-		return fileStat{}, err
+	return st, err
+}
+
+// statPath describes the file at path, or the link there unless
+// followSymlinks is set, with statx(2) as fstat does.
+func statPath(path string, followSymlinks bool) (fileStat, error) {
+	var name cPath
+	p := name.ptr(path)
+	if p == nil {
+		return statPathPlain(path, followSymlinks)
+	}
+	flags := unix.AT_SYMLINK_NOFOLLOW
+	if followSymlinks {
+		flags = 0
+	}
+	st, err := statx(unix.AT_FDCWD, p, flags)
+	switch {
+	case err == unix.ENOSYS || err == unix.EPERM:
+		return statPathPlain(path, followSymlinks)
+	case err != nil:
+		return fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return st, nil
+}
+
+// statx asks statx(2) about path, a NUL-terminated name, relative to dirfd.
+func statx(dirfd int, path *byte, flags int) (fileStat, error) {
+	var stx unix.Statx_t
+	_, _, errno := unix.Syscall6(unix.SYS_STATX, uintptr(dirfd), uintptr(unsafe.Pointer(path)),
+		uintptr(flags|unix.AT_STATX_SYNC_AS_STAT), unix.STATX_TYPE|unix.STATX_SIZE|unix.STATX_INO|unix.STATX_NLINK,
+		uintptr(unsafe.Pointer(&stx)), 0)
+	if errno != 0 {
+		return fileStat{}, errno
 	}
 	return fileStat{
 		mode:  uint32(stx.Mode),

@@ -32,7 +32,7 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 		flag |= unix.O_NONBLOCK // else Holder's open of a named pipe waits for a writer
 	}
 	for {
-		fd, err := unix.Open(path, flag, uint32(perm))
+		fd, err := sysOpen(path, flag, uint32(perm))
 		switch {
 		case err == nil:
 			return sysFile{fd}, nil
@@ -111,15 +111,19 @@ func fstatPlain(fd int) (fileStat, error) {
 	return newFileStat(&st), nil
 }
 
-// statPath describes the file at path, or the link there unless
-// followSymlinks is set.
-func statPath(path string, followSymlinks bool) (fileStat, error) {
-	var st unix.Stat_t
-	stat := unix.Lstat
+// statPathPlain describes the file at path, or the link there unless
+// followSymlinks is set, with stat(2) or lstat(2).
+func statPathPlain(path string, followSymlinks bool) (fileStat, error) {
+	var (
+		st  unix.Stat_t // called directly, not through a func value, it stays on the stack
+		err error
+	)
 	if followSymlinks {
-		stat = unix.Stat
+		err = unix.Stat(path, &st)
+	} else {
+		err = unix.Lstat(path, &st)
 	}
-	if err := stat(path, &st); err != nil {
+	if err != nil {
 		return fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	return newFileStat(&st), nil

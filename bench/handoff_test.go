@@ -39,6 +39,13 @@ var waiters = []struct {
 		}
 		return func() { l.Close() }, nil
 	}},
+	{"lockfile.Acquire", func(ctx context.Context, path string) (func(), error) {
+		l, err := lockfile.Acquire(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		return func() { l.Close() }, nil
+	}},
 	// The floor: a goroutine blocked in flock(2), which no context can
 	// stop. Its p50 is what the ratios are taken against.
 	{"flock(LOCK_EX)", func(ctx context.Context, path string) (func(), error) {
@@ -70,7 +77,7 @@ var waiters = []struct {
 	{"gofrs.TryLockContext-10ms", gofrs(10 * time.Millisecond)},
 }
 
-const rawFlock = 1 // index of the baseline in waiters
+const rawFlock = 2 // index of the baseline in waiters
 
 func openAndFlock(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
@@ -131,6 +138,9 @@ const holderEnv = "LOCKFILE_BENCH_HOLDER"
 func TestMain(m *testing.M) {
 	if path := os.Getenv(holderEnv); path != "" {
 		os.Exit(runHolder(path))
+	}
+	if kind := os.Getenv(freshWaiterEnv); kind != "" {
+		os.Exit(runFreshWaiter(kind, os.Getenv(freshPathEnv)))
 	}
 	os.Exit(m.Run())
 }
