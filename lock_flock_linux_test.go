@@ -4,6 +4,7 @@ package lockfile
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -157,4 +158,38 @@ func TestAbandonedWaitDoesNotKeepLockWhileProcessIsBusy(t *testing.T) {
 		}
 	}
 	t.Logf("%d attempts refused after the holder let go", refused)
+}
+
+// Acquire makes the file hold its content and nothing else even when the
+// holder wrote a longer content while Acquire waited: what it knows of the
+// file's size is learnt after the wait.
+func TestAcquireFileGrewWhileWaiting(t *testing.T) {
+	for _, deadline := range []bool{true, false} {
+		t.Run("deadline="+strconv.FormatBool(deadline), func(t *testing.T) {
+			path := tempLockPath(t)
+			holder, err := NewSimple(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if deadline {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+			}
+			blockedBefore := threadsBlockedInLock(t)
+			result := acquireInBackground(ctx, path)
+			waitUntil(t, "Acquire to block in flock", func() bool { return threadsBlockedInLock(t) > blockedBefore })
+			writeFile(t, path, " the holder wrote a long line while Acquire waited\n")
+			holder.Close()
+			r := <-result
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			defer r.lock.Close()
+			if got, want := readFile(t, path), " "+strconv.Itoa(os.Getpid())+"\n"; got != want {
+				t.Fatalf("file holds %q, want %q", got, want)
+			}
+		})
+	}
 }

@@ -371,40 +371,6 @@ func lockSyscall() uintptr {
 	return unix.SYS_FLOCK
 }
 
-// Acquire makes the file hold its content and nothing else even when the
-// holder wrote a longer content while Acquire waited: what it knows of the
-// file's size is learnt after the wait.
-func TestAcquireFileGrewWhileWaiting(t *testing.T) {
-	for _, deadline := range []bool{true, false} {
-		t.Run("deadline="+strconv.FormatBool(deadline), func(t *testing.T) {
-			path := tempLockPath(t)
-			holder, err := NewSimple(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx := context.Background()
-			if deadline {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, time.Minute)
-				defer cancel()
-			}
-			blockedBefore := threadsBlockedInLock(t)
-			result := acquireInBackground(ctx, path)
-			waitUntil(t, "Acquire to block in flock", func() bool { return threadsBlockedInLock(t) > blockedBefore })
-			writeFile(t, path, " the holder wrote a long line while Acquire waited\n")
-			holder.Close()
-			r := <-result
-			if r.err != nil {
-				t.Fatal(r.err)
-			}
-			defer r.lock.Close()
-			if got, want := readFile(t, path), " "+strconv.Itoa(os.Getpid())+"\n"; got != want {
-				t.Fatalf("file holds %q, want %q", got, want)
-			}
-		})
-	}
-}
-
 // statPath describes the same file, or link, with statx as without it (a
 // sandbox that refuses statx, a kernel without it) and for a path too long
 // for its buffer.
