@@ -95,6 +95,59 @@ var cyclers = []cycler{
 			l.Close()
 		}
 	}},
+	// A shared lock, and the raw calls it makes.
+	{"raw-shared", func(*testing.B) func(*testing.B, string, int) {
+		return func(b *testing.B, path string, _ int) {
+			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB); err != nil {
+				b.Fatal(err)
+			}
+			rawUnlock(fd)
+		}
+	}},
+	{"NewShared", func(*testing.B) func(*testing.B, string, int) {
+		return func(b *testing.B, path string, _ int) {
+			l, err := lockfile.NewShared(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			l.Close()
+		}
+	}},
+	// NewSimple in a process that holds a lock on another file. Where locks
+	// belong to the process (-tags lockfile_fcntl, AIX, Solaris), the next
+	// lock is looked up in the table; with flock it costs nothing more.
+	// The other lock is taken at the start of each batch and released at
+	// its end, so that the cyclers beside it run while no lock is held.
+	{"NewSimple-holding", func(b *testing.B) func(*testing.B, string, int) {
+		otherPath := filepath.Join(b.TempDir(), "other.lock")
+		var other *lockfile.SimpleLockFile
+		b.Cleanup(func() {
+			if other != nil {
+				other.Close()
+			}
+		})
+		return func(b *testing.B, path string, n int) {
+			if n%cyclesPerBatch == 0 && other == nil {
+				var err error
+				if other, err = lockfile.NewSimple(otherPath); err != nil {
+					b.Fatal(err)
+				}
+			}
+			l, err := lockfile.NewSimple(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			l.Close()
+			if n%cyclesPerBatch == cyclesPerBatch-1 {
+				other.Close()
+				other = nil
+			}
+		}
+	}},
 }
 
 func rawLock(b *testing.B, path string) int {
@@ -121,6 +174,8 @@ var cycleRatios = []ratio{
 	{"NewSimple", "raw"},
 	{"NewSimple", "gofrs-flock"},
 	{"New", "raw-content"},
+	{"NewShared", "raw-shared"},
+	{"NewSimple-holding", "NewSimple"},
 }
 
 // cyclesPerBatch is how many cycles each cycler runs in a row, timed as one.
