@@ -52,7 +52,7 @@ func acquireSimple(ctx context.Context, path string, c *config) (*SimpleLockFile
 	if err != nil {
 		return nil, err
 	}
-	if err := l.hold(f, st, nil, c); err != nil {
+	if err := l.hold(f, st, c); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -69,7 +69,7 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error
 	if err != nil {
 		return nil, err
 	}
-	if err := l.hold(f, st, l.content, c); err != nil {
+	if err := l.hold(f, st, c); err != nil {
 		return nil, err
 	}
 	return l, nil

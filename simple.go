@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"sync"
 )
@@ -68,7 +67,7 @@ func lockSimple(path string, c *config) (*SimpleLockFile, error) {
 		return nil, err
 	}
 	l := &SimpleLockFile{path: path}
-	if err := l.hold(f, st, nil, c); err != nil {
+	if err := l.hold(f, st, c); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -92,7 +91,7 @@ func New(path string, opts ...Option) (*LockFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := l.hold(f, st, l.content, c); err != nil {
+	if err := l.hold(f, st, c); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -204,170 +203,21 @@ func (l *LockFile) Close() error {
 	return l.SimpleLockFile.Close()
 }
 
-// release unlocks f and closes it.
-func release(f sysFile, path string) error {
-	unlockErr, closeErr := f.unlockAndClose()
-	switch {
-	case unlockErr != nil:
-		return &fs.PathError{Op: "unlock", Path: path, Err: errors.Join(unlockErr, closeErr)}
-	case closeErr != nil:
-		return &fs.PathError{Op: "close", Path: path, Err: closeErr}
-	}
-	return nil
-}
-
-// lockNow opens the lock file and locks it without waiting. If it cannot
-// lock it, it closes it. A lock that this process holds is found before
-// the file is opened, where the kernel cannot tell lock objects apart.
-func lockNow(path string, c *config) (sysFile, error) {
-	if holder, state := heldHere(path, c.followSymlinks, readHolder); state.excludes(c.mode) {
-		return sysFile{}, &LockError{Path: path, Holder: holder, Shared: state == heldShared, Err: ErrLocked}
-	}
-	f, err := openLockFile(path, c)
-	if err != nil {
-		return sysFile{}, err
-	}
-	if err := f.tryLock(c.mode); err != nil {
-		return sysFile{}, lockFailed(f, path, err)
-	}
-	return f, nil
-}
-
-// maxRemoved bounds how often a lock call starts over because the file it
-// locked had been removed, which takes a program deleting lock files as
-// fast as they are locked, or a path whose file has no name to find, such
-// as /proc/self/fd/N of a deleted file or a memfd with WithFollowSymlinks.
-const maxRemoved = 100
-
-// lockNowAndLook is lockNow for callers that write into the file, or may:
-// it also describes the locked file. If the file was removed between the
-// open and the lock (see [Deleting a lock file]), it starts over on the file
-// at the path now.
-func lockNowAndLook(path string, c *config) (sysFile, fileStat, error) {
-	for range maxRemoved {
-		f, err := lockNow(path, c)
-		if err != nil {
-			return sysFile{}, fileStat{}, err
-		}
-		st, err := f.stat()
-		if err != nil {
-			release(f, path)
-			return sysFile{}, fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
-		}
-		if !st.removed() {
-			return f, st, nil
-		}
-		release(f, path)
-	}
-	return sysFile{}, fileStat{}, &fs.PathError{Op: "open", Path: path, Err: errRemoved}
-}
-
-// errRemoved reports a path whose file kept having no name once locked.
-var errRemoved = fmt.Errorf("the file locked at this path has been removed, %d times in a row: %w", maxRemoved, fs.ErrNotExist)
-
-// lockFailed closes f, which is not locked, and describes why.
-func lockFailed(f sysFile, path string, err error) error {
-	defer f.close()
-	if errors.Is(err, ErrLocked) {
-		return describeHolder(f, path, err)
-	}
-	return &fs.PathError{Op: "lock", Path: path, Err: err}
-}
-
-// describeHolder returns the LockError for a lock refused with err, naming
-// the holder as seen through f.
-func describeHolder(f sysFile, path string, err error) *LockError {
-	if state, _ := f.testLock(); state == heldShared {
-		return &LockError{Path: path, Shared: true, Err: err}
-	}
-	return &LockError{Path: path, Holder: readHolder(f), Err: err}
-}
-
-// openLockFile opens an existing file without O_CREATE first, as
-// zc.lockfile does with "r+" before "a+". Linux's fs.protected_regular
-// refuses O_CREATE on another user's file in a sticky directory such as
-// /tmp, so a lock file shared between users must be opened without it.
-// O_EXCL on creation keeps that true even when two processes race to create.
-// Neither open truncates: the holder's content must survive a refused try.
-func openLockFile(path string, c *config) (sysFile, error) {
-	access := os.O_RDWR
-	if c.mode == shared {
-		access = os.O_RDONLY // a shared lock writes nothing
-	}
-	createFlag := access | os.O_CREATE | os.O_EXCL
-	if c.followSymlinks {
-		// O_EXCL never follows a link, so it would refuse a link to a
-		// file that does not exist yet.
-		createFlag = access | os.O_CREATE
-	}
-	var (
-		f   sysFile
-		err error
-	)
-	for range 8 {
-		f, err = openFile(path, access, 0, c.followSymlinks)
-		if !errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		f, err = openFile(path, createFlag, c.perm, c.followSymlinks)
-		if !errors.Is(err, fs.ErrExist) {
-			break // created, or failed for a reason retrying cannot fix
-		}
-		// Created by someone else between the two opens: open theirs.
-	}
-	return f, err
-}
-
-// checkRegular refuses a device, a named pipe or a directory as a file to
-// write into: content written there would land on a disk, a terminal or
-// another program.
-func checkRegular(st fileStat, path string) error {
-	if !st.regular() {
-		return &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
-	}
-	return nil
-}
-
-// checkLinks refuses a file with more than one name as a file to write
-// into, unless c allows it: the other name may be a file someone else cares
-// about, linked to the lock path.
-func checkLinks(st fileStat, path string, c *config) error {
-	if st.linked() && !c.hardLinks {
-		return &fs.PathError{Op: "open", Path: path, Err: ErrHardLink}
-	}
-	return nil
-}
-
-// hold finishes taking a lock on f, which is locked and, if content or a
-// hook is to write into it, described by st: it writes content, if any,
-// runs the hook, and records the lock as held. If either step fails, or
-// the hook panics, the lock is released and f closed.
-func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config) (err error) {
+// hold finishes taking a lock on f, which is locked and described by st:
+// it runs the hook, if any, and records the lock as held. If the hook
+// fails or panics, or the file is not one it may be given, the lock is
+// released and f closed.
+func (l *SimpleLockFile) hold(f sysFile, st fileStat, c *config) (err error) {
 	held := false
 	defer func() {
 		if !held {
 			err = errors.Join(err, release(f, l.path))
 		}
 	}()
-	if content != nil || c.onLock != nil {
-		if err := checkRegular(st, l.path); err != nil {
-			return err
-		}
-	}
-	if content != nil || c.onLock != nil && c.mode == exclusive { // may write
-		if f.kernelInterface(st) {
-			return &fs.PathError{Op: "open", Path: l.path, Err: ErrNotRegular}
-		}
-		if err := checkLinks(st, l.path, c); err != nil {
-			return err
-		}
-	}
-	if content != nil {
-		if err := writeContent(f, st.size, content); err != nil {
-			return &fs.PathError{Op: "write", Path: l.path, Err: err}
-		}
-	}
 	if c.onLock != nil {
+		if err := checkHookFile(f, st, l.path, c); err != nil {
+			return err
+		}
 		if err := f.lendFile(l.path, c.onLock); err != nil {
 			return fmt.Errorf("lockfile: on-lock hook for %s: %w", l.path, err)
 		}
@@ -375,4 +225,20 @@ func (l *SimpleLockFile) hold(f sysFile, st fileStat, content []byte, c *config)
 	l.f, l.held = f, true
 	held = true
 	return nil
+}
+
+// hold writes l's content into f, which is locked and described by st,
+// and then finishes as [SimpleLockFile.hold] does. If the file is not one
+// to write into, or the write fails, the lock is released and f closed.
+func (l *LockFile) hold(f sysFile, st fileStat, c *config) error {
+	err := checkWritable(f, st, l.path, c)
+	if err == nil {
+		if writeErr := writeContent(f, st.size, l.content); writeErr != nil {
+			err = &fs.PathError{Op: "write", Path: l.path, Err: writeErr}
+		}
+	}
+	if err != nil {
+		return errors.Join(err, release(f, l.path))
+	}
+	return l.SimpleLockFile.hold(f, st, c)
 }

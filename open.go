@@ -1,0 +1,165 @@
+package lockfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// release unlocks f and closes it.
+func release(f sysFile, path string) error {
+	unlockErr, closeErr := f.unlockAndClose()
+	switch {
+	case unlockErr != nil:
+		return &fs.PathError{Op: "unlock", Path: path, Err: errors.Join(unlockErr, closeErr)}
+	case closeErr != nil:
+		return &fs.PathError{Op: "close", Path: path, Err: closeErr}
+	}
+	return nil
+}
+
+// lockNow opens the lock file and locks it without waiting. If it cannot
+// lock it, it closes it. A lock that this process holds is found before
+// the file is opened, where the kernel cannot tell lock objects apart.
+func lockNow(path string, c *config) (sysFile, error) {
+	if holder, state := heldHere(path, c.followSymlinks, readHolder); state.excludes(c.mode) {
+		return sysFile{}, &LockError{Path: path, Holder: holder, Shared: state == heldShared, Err: ErrLocked}
+	}
+	f, err := openLockFile(path, c)
+	if err != nil {
+		return sysFile{}, err
+	}
+	if err := f.tryLock(c.mode); err != nil {
+		return sysFile{}, lockFailed(f, path, err)
+	}
+	return f, nil
+}
+
+// maxRemoved bounds how often a lock call starts over because the file it
+// locked had been removed, which takes a program deleting lock files as
+// fast as they are locked, or a path whose file has no name to find, such
+// as /proc/self/fd/N of a deleted file or a memfd with WithFollowSymlinks.
+const maxRemoved = 100
+
+// lockNowAndLook is lockNow for callers that write into the file, or may:
+// it also describes the locked file. If the file was removed between the
+// open and the lock (see [Deleting a lock file]), it starts over on the file
+// at the path now.
+func lockNowAndLook(path string, c *config) (sysFile, fileStat, error) {
+	for range maxRemoved {
+		f, err := lockNow(path, c)
+		if err != nil {
+			return sysFile{}, fileStat{}, err
+		}
+		st, err := f.stat()
+		if err != nil {
+			release(f, path)
+			return sysFile{}, fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+		}
+		if !st.removed() {
+			return f, st, nil
+		}
+		release(f, path)
+	}
+	return sysFile{}, fileStat{}, &fs.PathError{Op: "open", Path: path, Err: errRemoved}
+}
+
+// errRemoved reports a path whose file kept having no name once locked.
+var errRemoved = fmt.Errorf("the file locked at this path has been removed, %d times in a row: %w", maxRemoved, fs.ErrNotExist)
+
+// lockFailed closes f, which is not locked, and describes why.
+func lockFailed(f sysFile, path string, err error) error {
+	defer f.close()
+	if errors.Is(err, ErrLocked) {
+		return describeHolder(f, path, err)
+	}
+	return &fs.PathError{Op: "lock", Path: path, Err: err}
+}
+
+// describeHolder returns the LockError for a lock refused with err, naming
+// the holder as seen through f.
+func describeHolder(f sysFile, path string, err error) *LockError {
+	if state, _ := f.testLock(); state == heldShared {
+		return &LockError{Path: path, Shared: true, Err: err}
+	}
+	return &LockError{Path: path, Holder: readHolder(f), Err: err}
+}
+
+// openLockFile opens an existing file without O_CREATE first, as
+// zc.lockfile does with "r+" before "a+". Linux's fs.protected_regular
+// refuses O_CREATE on another user's file in a sticky directory such as
+// /tmp, so a lock file shared between users must be opened without it.
+// O_EXCL on creation keeps that true even when two processes race to create.
+// Neither open truncates: the holder's content must survive a refused try.
+func openLockFile(path string, c *config) (sysFile, error) {
+	access := os.O_RDWR
+	if c.mode == shared {
+		access = os.O_RDONLY // a shared lock writes nothing
+	}
+	createFlag := access | os.O_CREATE | os.O_EXCL
+	if c.followSymlinks {
+		// O_EXCL never follows a link, so it would refuse a link to a
+		// file that does not exist yet.
+		createFlag = access | os.O_CREATE
+	}
+	var (
+		f   sysFile
+		err error
+	)
+	for range 8 {
+		f, err = openFile(path, access, 0, c.followSymlinks)
+		if !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		f, err = openFile(path, createFlag, c.perm, c.followSymlinks)
+		if !errors.Is(err, fs.ErrExist) {
+			break // created, or failed for a reason retrying cannot fix
+		}
+		// Created by someone else between the two opens: open theirs.
+	}
+	return f, err
+}
+
+// checkRegular refuses a device, a named pipe or a directory as a file to
+// write into: content written there would land on a disk, a terminal or
+// another program.
+func checkRegular(st fileStat, path string) error {
+	if !st.regular() {
+		return &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+	}
+	return nil
+}
+
+// checkWritable refuses a file that content or a hook must not write into:
+// one that is not a regular file, a kernel interface's, or one with a
+// second name (see [Planted links]).
+func checkWritable(f sysFile, st fileStat, path string, c *config) error {
+	if err := checkRegular(st, path); err != nil {
+		return err
+	}
+	if f.kernelInterface(st) {
+		return &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+	}
+	return checkLinks(st, path, c)
+}
+
+// checkHookFile refuses a file that a hook must not be given: one it must
+// not write into, where it can write. A shared lock's hook gets the file
+// open for reading only.
+func checkHookFile(f sysFile, st fileStat, path string, c *config) error {
+	if c.mode == shared {
+		return checkRegular(st, path)
+	}
+	return checkWritable(f, st, path, c)
+}
+
+// checkLinks refuses a file with more than one name as a file to write
+// into, unless c allows it: the other name may be a file someone else cares
+// about, linked to the lock path.
+func checkLinks(st fileStat, path string, c *config) error {
+	if st.linked() && !c.hardLinks {
+		return &fs.PathError{Op: "open", Path: path, Err: ErrHardLink}
+	}
+	return nil
+}
