@@ -12,27 +12,11 @@ import (
 )
 
 // AcquireSimple takes the lock as [NewSimple] does, but if it is held it
-// waits until the holder releases it or ctx is done, whichever comes first.
-// The wait is a blocking lock call in the kernel, so the lock changes hands
-// as soon as it is released, without polling. A nil ctx is refused, before
-// the file is opened, with an error for which errors.Is(err, fs.ErrInvalid)
+// waits until the holder releases it or ctx is done (see [Waiting]). If ctx
+// ends first, the error is a [*LockError] naming the holder at that moment,
+// for which errors.Is(err, ErrLocked) and errors.Is(err, ctx.Err()) hold. A
+// nil ctx is refused with an error for which errors.Is(err, fs.ErrInvalid)
 // holds.
-//
-// If ctx ends first, the error is a [*LockError] naming the holder at that
-// moment, for which errors.Is(err, ErrLocked) and errors.Is(err, ctx.Err())
-// hold. AcquireSimple returns then even if the kernel call never does, as
-// on a hung network mount; a process keeps at most one thread and one
-// descriptor waiting in the kernel for each lock file, however many calls
-// give up, and waits on at most 1000 lock files, far below Go's limit of
-// 10,000 threads (see debug.SetMaxThreads): a wait on another lock file
-// beyond them fails at once with a [*LockError] for which errors.Is(err,
-// ErrTooManyWaits) holds.
-//
-// When the holder lets go of a file whose every waiting caller has given
-// up, the kernel call still takes the lock for a moment, and attempts made
-// then are refused: with flock(2) until the call returns (microseconds,
-// unless the machine is overloaded), elsewhere until the Go scheduler runs
-// the waiting goroutine (milliseconds in a busy process).
 //
 // Once locked, the file is checked to be still the one at the path (see
 // [Deleting a lock file]); if not, the wait starts over on the new file.

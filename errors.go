@@ -40,10 +40,8 @@ var ErrHardLink = errors.New("lock file has more than one hard link")
 // by [Holder]. [NewSimple] and [AcquireSimple] lock such a file as they
 // find it.
 //
-// On Linux, what writes also refuses with it a file of a file system that
-// is the kernel's interface (procfs, sysfs, cgroup, debugfs, tracefs,
-// securityfs, configfs, binfmt_misc, selinuxfs, smackfs), where a write is
-// an order to the kernel. Such files report a size of 0 or one page, and
-// only a file of either size is asked about; one that reports another size
-// is written.
+// On Linux, what writes also refuses a file of a file system that is the
+// kernel's interface (procfs, sysfs and the like), where a write is an
+// order to the kernel. Only a file that reports a size of 0 or one page,
+// as those do, is asked about.
 var ErrNotRegular = errors.New("lock file is not a regular file")

@@ -25,6 +25,22 @@
 // lock is refused, the [LockError] carries that content as Holder, so start-up
 // code can say who is running already.
 //
+// # Waiting
+//
+// [AcquireSimple], [Acquire] and [AcquireShared] wait with a blocking lock
+// call in the kernel, so the lock changes hands as soon as it is released,
+// without polling. A call whose context ends returns at once, even if the
+// kernel call never does (on a hung network mount, say): the kernel call
+// is made by one goroutine per lock file and kind of lock, shared by every
+// caller in the process, so abandoned waits leave at most one thread and
+// one descriptor per lock file behind. A process waits on at most 1000 lock
+// files at once; a wait on another fails at once with [ErrTooManyWaits].
+// When every caller waiting on a file has given up and the holder lets go,
+// the kernel call still takes the lock for a moment, and attempts made then
+// are refused: with flock(2) until the call returns (microseconds), on
+// Windows and with record locks until the Go scheduler runs the waiting
+// goroutine (milliseconds in a busy process).
+//
 // # Deleting a lock file
 //
 // Never delete a lock file that anyone may lock. A lock is on the file, not
@@ -198,7 +214,7 @@ func WithContentTemplate(t string) Option {
 }
 
 // WithMode sets the permission bits of a lock file that does not exist yet
-// and is created by this call. The default is 0644. An existing file keeps
+// and is created by this call. The default is 0o644. An existing file keeps
 // its permissions. An exclusive lock opens the file for reading and
 // writing, so a mode without the owner's read and write (0o600), or with
 // bits other than permission bits, makes the call return an [*OptionError].

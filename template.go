@@ -103,9 +103,9 @@ func (t *template) render(dst []byte) ([]byte, error) {
 // ExpandTemplate returns what the content template t expands to in this
 // process: the text [New] would write with [WithContentTemplate](t), without
 // the leading space and the trailing newline. A template New would refuse
-// is refused here with the same [*OptionError]. Other lock implementations,
-// such as one kept in a network store, use it to name their holder in the
-// same words as a lock file.
+// is refused here with the same [*OptionError]. Call it to name a holder
+// in the same words outside a lock file: in a lock kept elsewhere (etcdlock
+// stores it as its holder's value), or in a log line.
 func ExpandTemplate(t string) (string, error) {
 	parsed, err := parseTemplate(t)
 	if err != nil {
