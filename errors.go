@@ -8,7 +8,7 @@ import "errors"
 var ErrLocked = errors.New("locked by another holder")
 
 // ErrTooManyWaits reports that a wait could not begin because this process
-// already waits in the kernel on as many lock files as [Acquire] allows.
+// already makes as many waiting kernel calls as it allows (see [Waiting]).
 // Errors that carry it are [*LockError] values that carry ErrLocked too.
 var ErrTooManyWaits = errors.New("too many lock files waited for in this process")
 

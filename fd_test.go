@@ -10,3 +10,10 @@ func TestFdOfNoLock(t *testing.T) {
 		}
 	}
 }
+
+func TestFdOfNilLockFile(t *testing.T) {
+	var l *LockFile
+	if got := l.Fd(); got != ^uintptr(0) {
+		t.Errorf("Fd of a nil LockFile = %d, want ^uintptr(0)", got)
+	}
+}

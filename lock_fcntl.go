@@ -26,14 +26,16 @@ import (
 // without help.
 
 // A recordLock is a lock this process holds, or waits for in the kernel.
+// Shared holders of one process share it: they hold the descriptor it was
+// taken through, and it is released when the last of them lets go.
 type recordLock struct {
-	fds     []int    // the descriptors of the lock objects that hold it; one unless shared
+	fd      int      // the descriptor the lock was taken through
 	file    fileStat // which file it is, once known
 	known   bool
 	mode    lockMode
-	waiting bool          // blocked in F_SETLKW, not yet holding
+	holders int           // lock objects holding it; 0 while waiting
 	parked  []int         // other descriptors of the file, closed at release
-	lent    []*os.File    // files lent to hooks, closed at release
+	lent    *os.File      // the file lent to hooks, closed at release
 	changed chan struct{} // made by a waiter in this process; closed when the lock is taken or released
 }
 
@@ -50,7 +52,7 @@ var locks struct {
 func findLock(st fileStat) *recordLock {
 	for _, r := range locks.all {
 		if !r.known {
-			if rst, err := fstat(r.fds[0]); err == nil {
+			if rst, err := fstat(r.fd); err == nil {
 				r.file, r.known = rst, true
 			}
 		}
@@ -61,29 +63,37 @@ func findLock(st fileStat) *recordLock {
 	return nil
 }
 
+// lockAtPath returns the entry for the file at path, if any.
+func lockAtPath(path string, followSymlinks bool) *recordLock {
+	if len(locks.all) == 0 {
+		return nil
+	}
+	st, err := statPath(path, followSymlinks)
+	if err != nil {
+		return nil
+	}
+	return findLock(st)
+}
+
+// lockByFD returns the entry whose lock is held through fd, which is its
+// own descriptor or one parked with it.
 func lockByFD(fd int) *recordLock {
 	for _, r := range locks.all {
-		if slices.Contains(r.fds, fd) {
+		if r.fd == fd || slices.Contains(r.parked, fd) {
 			return r
 		}
 	}
 	return nil
 }
 
-// joins reports whether a lock of mode m can join r as one more holder:
-// shared locks of one process share the process's kernel lock.
-func (r *recordLock) joins(m lockMode) bool { return m == shared && r.mode == shared && !r.waiting }
+// joins reports whether a lock of mode m can join r as one more holder.
+func (r *recordLock) joins(m lockMode) bool { return m == shared && r.mode == shared && r.holders > 0 }
 
-// state is what r means to a caller of heldHere.
+// state is what r means to this process's other lock objects. A lock it
+// waits for in the kernel excludes them all: one granted beside it would
+// merge with the lock the kernel grants the waiter.
 func (r *recordLock) state() lockState {
-	if r.waiting {
-		// Another process holds the lock; ask the kernel how.
-		if st, err := (sysFile{r.fds[0]}).testLock(); err == nil && st != free {
-			return st
-		}
-		return heldExclusive
-	}
-	if r.mode == shared {
+	if r.mode == shared && r.holders > 0 {
 		return heldShared
 	}
 	return heldExclusive
@@ -98,16 +108,34 @@ func (r *recordLock) wake() {
 }
 
 // dropLock removes r from the table once its lock is gone, closes the
-// descriptors held back for it and wakes this process's waiters.
+// descriptors held back for it and wakes this process's waiters. The
+// caller closes r.fd.
 func dropLock(r *recordLock) {
 	locks.all = slices.DeleteFunc(locks.all, func(x *recordLock) bool { return x == r })
 	for _, fd := range r.parked {
 		unix.Close(fd)
 	}
-	for _, f := range r.lent {
-		f.Close()
+	if r.lent != nil {
+		r.lent.Close()
 	}
 	r.wake()
+}
+
+// joinHere makes the caller one more holder of a shared lock that this
+// process holds on the file at path, through the lock's own descriptor, so
+// that it opens none: each would stay open until the last holder let go.
+func joinHere(path string, followSymlinks bool, m lockMode) (sysFile, bool) {
+	if m != shared {
+		return sysFile{}, false
+	}
+	locks.Lock()
+	defer locks.Unlock()
+	r := lockAtPath(path, followSymlinks)
+	if r == nil || !r.joins(m) {
+		return sysFile{}, false
+	}
+	r.holders++
+	return sysFile{r.fd}, true
 }
 
 // tryLock takes the lock without waiting. It refuses a file on which this
@@ -129,7 +157,8 @@ func (f sysFile) tryLock(m lockMode) error {
 			if !r.joins(m) {
 				return ErrLocked
 			}
-			r.fds = append(r.fds, f.fd)
+			r.holders++
+			r.parked = append(r.parked, f.fd) // opened since joinHere looked
 			return nil
 		}
 		known = true
@@ -137,7 +166,7 @@ func (f sysFile) tryLock(m lockMode) error {
 	if err := setLock(f.fd, unix.F_SETLK, lockType[m]); err != nil {
 		return err
 	}
-	locks.all = append(locks.all, &recordLock{fds: []int{f.fd}, file: st, known: known, mode: m})
+	locks.all = append(locks.all, &recordLock{fd: f.fd, file: st, known: known, mode: m, holders: 1})
 	return nil
 }
 
@@ -155,7 +184,8 @@ func (f sysFile) waitLock(m lockMode) error {
 		locks.Lock()
 		if r := findLock(st); r != nil {
 			if r.joins(m) {
-				r.fds = append(r.fds, f.fd)
+				r.holders++
+				r.parked = append(r.parked, f.fd)
 				locks.Unlock()
 				return nil
 			}
@@ -167,16 +197,16 @@ func (f sysFile) waitLock(m lockMode) error {
 			<-changed
 			continue
 		}
-		r := &recordLock{fds: []int{f.fd}, file: st, known: true, mode: m, waiting: true}
+		r := &recordLock{fd: f.fd, file: st, known: true, mode: m}
 		locks.all = append(locks.all, r)
 		locks.Unlock()
 
 		err := setLockWait(f.fd, lockType[m])
 		locks.Lock()
-		r.waiting = false
 		if err != nil {
 			dropLock(r)
 		} else {
+			r.holders = 1
 			r.wake() // shared waiters may join now
 		}
 		locks.Unlock()
@@ -192,21 +222,21 @@ func (sysFile) detach() bool { return false }
 // unlockAndClose releases the lock held through f and closes f, both
 // under the table's lock: a lock object of this process that took the
 // lock in between would lose it at the close. While other shared holders
-// of this process remain, the kernel's lock is theirs too: f is held back
-// until the last of them lets go.
+// of this process remain, the kernel's lock is theirs too: it is released,
+// and its descriptors closed, when the last of them lets go.
 func (f sysFile) unlockAndClose() (unlockErr, closeErr error) {
 	locks.Lock()
 	defer locks.Unlock()
-	if r := lockByFD(f.fd); r != nil {
-		if len(r.fds) > 1 {
-			r.fds = slices.DeleteFunc(r.fds, func(fd int) bool { return fd == f.fd })
-			r.parked = append(r.parked, f.fd)
-			return nil, nil
-		}
-		unlockErr = setLock(f.fd, unix.F_SETLK, unix.F_UNLCK)
-		dropLock(r)
+	r := lockByFD(f.fd)
+	if r == nil {
+		return nil, closeFD(f.fd)
 	}
-	return unlockErr, closeFD(f.fd)
+	if r.holders--; r.holders > 0 {
+		return nil, nil
+	}
+	unlockErr = setLock(r.fd, unix.F_SETLK, unix.F_UNLCK)
+	dropLock(r)
+	return unlockErr, closeFD(r.fd)
 }
 
 // close closes the descriptor, or holds it back until the release of a
@@ -248,42 +278,38 @@ func (f sysFile) testLock() (lockState, error) {
 func heldHere(path string, followSymlinks bool, read func(sysFile) string) (string, lockState) {
 	locks.Lock()
 	defer locks.Unlock()
-	if len(locks.all) == 0 {
+	r := lockAtPath(path, followSymlinks)
+	switch {
+	case r == nil:
 		return "", free
+	case r.state() == heldShared:
+		return "", heldShared // shared holders write nothing
 	}
-	st, err := statPath(path, followSymlinks)
-	if err != nil {
-		return "", free
-	}
-	r := findLock(st)
-	if r == nil {
-		return "", free
-	}
-	state := r.state()
-	if state == heldShared {
-		return "", state // shared holders write nothing
-	}
-	return read(sysFile{r.fds[0]}), state
+	return read(sysFile{r.fd}), heldExclusive
 }
 
-// lendFile runs fn with an *os.File of its own on the locked file. Closing
-// it would drop the lock, so it stays open until the lock is released;
-// fn must not close it, and if it does, lendFile reports the lock lost.
+// lendFile runs fn with an *os.File on the locked file. Closing it would
+// drop the lock, so it stays open until the lock is released, and shared
+// holders of this process share one; fn must not close it, and if it does,
+// lendFile reports the lock lost.
 func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
-	file, err := f.osFile(name)
-	if err != nil {
-		return err
-	}
 	locks.Lock()
 	r := lockByFD(f.fd)
-	if r != nil {
-		r.lent = append(r.lent, file)
-	}
-	locks.Unlock()
 	if r == nil {
-		defer file.Close() // not held: nothing to drop
+		locks.Unlock()
+		return errors.New("lending a file of a lock that is not held")
 	}
-	err = fn(file)
+	if r.lent == nil {
+		file, err := f.osFile(name)
+		if err != nil {
+			locks.Unlock()
+			return err
+		}
+		r.lent = file
+	}
+	file := r.lent
+	locks.Unlock()
+	err := fn(file)
 	if file.Fd() == ^uintptr(0) {
 		err = errors.Join(err, errHookClosed)
 	}

@@ -3,8 +3,10 @@
 package lockfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +34,11 @@ var flockHow = [...]int{exclusive: unix.LOCK_EX, shared: unix.LOCK_SH}
 // cannot name another file meanwhile, and a flock on the pipe, if the call
 // has not begun, returns at once. It reports whether the swap was made.
 func (f sysFile) detach() bool {
+	if runtime.GOOS != "linux" {
+		// Tested on Linux only; XNU's dup2 may wait for a blocked flock
+		// on the descriptor it replaces.
+		return false
+	}
 	// A child forked between the pipe and the close-on-exec flags would
 	// inherit the pipe's descriptors.
 	syscall.ForkLock.RLock()
@@ -77,6 +84,10 @@ func (f sysFile) testLock() (lockState, error) {
 	switch err := f.flock(unix.LOCK_EX | unix.LOCK_NB); {
 	case err == ErrLocked:
 		state = heldShared
+	case errors.Is(err, unix.EBADF):
+		// NFSv4 refuses an exclusive lock through a descriptor open for
+		// reading only: all that is known is that no one holds it
+		// exclusively.
 	case err != nil:
 		f.unlock()
 		return free, err
@@ -120,3 +131,8 @@ func (f sysFile) flock(how int) error {
 	}
 	return fmt.Errorf("flock: %w", err)
 }
+
+// joinHere joins a shared lock of this process's without opening the file,
+// where the kernel cannot tell lock objects apart: flock(2) can, so each
+// lock object opens its own.
+func joinHere(path string, followSymlinks bool, m lockMode) (sysFile, bool) { return sysFile{}, false }

@@ -31,10 +31,11 @@
 // call in the kernel, so the lock changes hands as soon as it is released,
 // without polling. A call whose context ends returns at once, even if the
 // kernel call never does (on a hung network mount, say): the kernel call
-// is made by one goroutine per lock file and kind of lock, shared by every
+// is made by one goroutine per path and kind of lock, shared by every
 // caller in the process, so abandoned waits leave at most one thread and
-// one descriptor per lock file behind. A process waits on at most 1000 lock
-// files at once; a wait on another fails at once with [ErrTooManyWaits].
+// one descriptor per path and kind behind. A process makes at most 1000
+// such kernel calls at once; a wait that would need another fails at once
+// with [ErrTooManyWaits].
 // When every caller waiting on a file has given up and the holder lets go,
 // the kernel call still takes the lock for a moment, and attempts made then
 // are refused: with flock(2) until the call returns (microseconds), on
@@ -75,10 +76,12 @@
 // descriptor of the file. There the package keeps a table of the locks the
 // process holds, refuses or queues a second lock object itself, and keeps
 // every descriptor it opens on a held file open until the lock is released.
-// Code outside the package must do its part: open and close a held lock
-// file only through a [WithOnLock] hook's file, never with [os.Open] and
-// Close, which would drop the lock. Building with the tag lockfile_fcntl
-// makes Linux lock the same way, to test code for those systems.
+// Code outside the package must do its part: never open and close a held
+// lock file itself (os.ReadFile does both), which would drop the lock; read
+// and write it through a [WithOnLock] hook's file, and leave that file
+// open. Building with the tag lockfile_fcntl makes Linux lock the same way,
+// to test code for those systems; such a build does not exclude flock(2)
+// users on Linux, zc.lockfile and flock(1) among them.
 //
 // On NFS, Linux and FreeBSD take flock(2) locks as whole-file locks on the
 // server that still belong to the open file: lock objects exclude each
@@ -239,10 +242,12 @@ func WithMode(perm fs.FileMode) Option {
 }
 
 // WithOnLock sets a function that runs once the lock is held, with the
-// locked file open for reading and writing; for [New] and [Acquire] it runs
-// after the content is written. It may read and write the file freely, for
-// example to keep state in it. If it returns an error, the lock is released,
-// the file is closed, and the error is returned wrapped.
+// locked file; for [New] and [Acquire] it runs after the content is
+// written. The file is open for reading and writing, or for reading only
+// under a shared lock, and the hook may use it freely, for example to keep
+// state in it, but must not close it or keep it once it returns. If it
+// returns an error, the lock is released and the error is returned
+// wrapped.
 func WithOnLock(fn func(f *os.File) error) Option {
 	return func(c *config) { c.onLock = fn }
 }

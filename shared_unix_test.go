@@ -3,10 +3,13 @@
 package lockfile
 
 import (
+	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // Shared locks and flock(1) exclude each other both ways: -s shares with
@@ -71,4 +74,61 @@ func TestSharedInteropZC(t *testing.T) {
 	}
 	defer l.Close()
 	startZC(t, "try", path, "{pid}").expect(t, "locked") // refused by the shared lock
+}
+
+// Shared holders of one process that overlap for ever leave no descriptor
+// behind them: where locks belong to the process, a new shared holder
+// joins the lock without opening the file.
+func TestOverlappingSharedHoldersLeaveNoDescriptors(t *testing.T) {
+	path := tempLockPath(t)
+	first, err := NewShared(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := openDescriptors(t)
+	prev := first
+	for i := range 1000 {
+		l, err := NewShared(path, WithOnLock(func(*os.File) error { return nil }))
+		if err != nil {
+			t.Fatalf("shared lock %d: %v", i, err)
+		}
+		prev.Close() // the holders overlap: one always holds
+		prev = l
+	}
+	if after := openDescriptors(t); after > before+1 {
+		t.Fatalf("%d descriptors open after 1000 overlapping shared holders, %d before", after, before)
+	}
+	if verb, _ := tryInHelper(t, path); verb != "shared" {
+		t.Fatalf("New in another process reported %q, want shared", verb)
+	}
+	prev.Close()
+	assertFree(t, path)
+}
+
+// Shared attempts beside a wait for the exclusive lock that every caller
+// gave up on leave no descriptor behind, whether they are granted (flock)
+// or refused (record locks, where the pending kernel wait excludes them).
+func TestSharedAttemptsBesideAnAbandonedWait(t *testing.T) {
+	path := tempLockPath(t)
+	h := startHelper(t, "shared", path)
+	h.expect(t, "locked")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	if _, err := AcquireSimple(ctx, path); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("AcquireSimple beside a shared holder = %v, want a deadline", err)
+	}
+	cancel()
+	before := openDescriptors(t)
+	for i := range 500 {
+		l, err := NewShared(path)
+		switch {
+		case err == nil:
+			l.Close()
+		case !errors.Is(err, ErrLocked):
+			t.Fatalf("NewShared %d: %v", i, err)
+		}
+	}
+	if after := openDescriptors(t); after > before {
+		t.Fatalf("%d descriptors open after 500 shared attempts, %d before", after, before)
+	}
+	h.finish(t)
 }

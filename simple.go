@@ -194,6 +194,15 @@ func (l *SimpleLockFile) Close() error {
 	return release(l.f, l.path)
 }
 
+// Fd returns the descriptor that holds the lock, as [SimpleLockFile.Fd]
+// does; on a nil LockFile, ^uintptr(0).
+func (l *LockFile) Fd() uintptr {
+	if l == nil {
+		return ^uintptr(0)
+	}
+	return l.SimpleLockFile.Fd()
+}
+
 // Close releases the lock and closes the file, as [SimpleLockFile.Close]
 // does.
 func (l *LockFile) Close() error {

@@ -357,6 +357,11 @@ func run(args []string) int {
 	if err != nil {
 		return commandFailed(argv[0], err)
 	}
+	// A shared lock opens the file for reading only, which a directory
+	// allows; lockfile locks regular files either way.
+	if info, err := os.Stat(path); err == nil && info.IsDir() {
+		return failed(path, &fs.PathError{Op: "open", Path: path, Err: lockfile.ErrNotRegular})
+	}
 	signals := catchSignals()
 	taken := make(chan lockResult, 1)
 	go func() {

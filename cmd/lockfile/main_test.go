@@ -438,6 +438,7 @@ func TestDirectoriesAreRefused(t *testing.T) {
 	runLockfile(t, "status", dir).check(t, 125, "", "not a regular file")
 	runLockfile(t, "status", dir).check(t, 125, "", hint)
 	runLockfile(t, "run", dir, "--", binary, "-h").check(t, 125, "", hint)
+	runLockfile(t, "run", "-s", dir, "--", binary, "-h").check(t, 125, "", hint)
 }
 
 // Content that holds terminal control bytes, written by another program,
