@@ -13,7 +13,7 @@ import (
 type sysFile struct{}
 
 func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sysFile, error) {
-	return sysFile{}, &fs.PathError{Op: "open", Path: path, Err: ErrUnsupported}
+	return sysFile{}, &fs.PathError{Op: "lock", Path: path, Err: ErrUnsupported}
 }
 
 func (sysFile) tryLock(lockMode) error                      { return ErrUnsupported }

@@ -1,0 +1,17 @@
+package lockfile
+
+import (
+	"errors"
+	"testing"
+)
+
+// ErrUnsupported is the standard library's kind of error, as os's and
+// x/sys's are.
+func TestErrUnsupportedIsErrorsErrUnsupported(t *testing.T) {
+	if !errors.Is(ErrUnsupported, errors.ErrUnsupported) {
+		t.Fatal("errors.Is(ErrUnsupported, errors.ErrUnsupported) does not hold")
+	}
+	if errors.Is(ErrLocked, errors.ErrUnsupported) {
+		t.Fatal("ErrLocked is not errors.ErrUnsupported")
+	}
+}
