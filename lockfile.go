@@ -3,10 +3,11 @@
 //
 // A lock is taken with [NewSimple] or [New], which never wait, or with
 // [AcquireSimple] or [Acquire], which wait until the lock is free or a context
-// ends. It is held until [SimpleLockFile.Close] or until the process exits,
-// however it exits: the operating system releases it, so a crashed holder
-// never leaves a stale lock behind. The lock file stays on disk after Close
-// (see [Deleting a lock file]).
+// ends; [NewShared] and [AcquireShared] take a shared lock, which many
+// readers hold together. A lock is held until [SimpleLockFile.Close] or
+// until the process exits, however it exits: the operating system releases
+// it, so a crashed holder never leaves a stale lock behind. The lock file
+// stays on disk after Close (see [Deleting a lock file]).
 //
 // # What excludes what
 //
