@@ -18,14 +18,13 @@ import (
 // process, not to the open file. The kernel grants a second lock object of
 // the holding process the lock it holds already, and drops the process's
 // lock as soon as the process closes any descriptor of the file. So this
-// file keeps a table of the locks this process holds or waits for in the
-// kernel: it refuses, or makes wait, a second lock object on a file in the
+// file keeps a table of the locks this process holds: it refuses, or makes wait, a second lock object on a file in the
 // table, and it holds back every close of a descriptor of such a file until
 // the lock is released. Only Linux built with the lockfile_fcntl tag, AIX
 // and Solaris use it; flock(2) and LockFileEx keep lock objects apart
 // without help.
 
-// A recordLock is a lock this process holds, or waits for in the kernel.
+// A recordLock is a lock this process holds.
 // Shared holders of one process share it: they hold the descriptor it was
 // taken through, and it is released when the last of them lets go.
 type recordLock struct {
@@ -33,7 +32,7 @@ type recordLock struct {
 	file    fileStat // which file it is, once known
 	known   bool
 	mode    lockMode
-	holders int           // lock objects holding it; 0 while waiting
+	holders int           // lock objects holding it
 	parked  []int         // other descriptors of the file, closed at release
 	lent    *os.File      // the file lent to hooks, closed at release
 	changed chan struct{} // made by a waiter in this process; closed when the lock is taken or released
@@ -44,7 +43,8 @@ type recordLock struct {
 // it and the table recording it.
 var locks struct {
 	sync.Mutex
-	all []*recordLock
+	all      []*recordLock
+	detached map[int]bool // descriptors whose waitLock is to give up; see detach
 }
 
 // findLock returns the entry for the file described by st, if any,
@@ -87,13 +87,11 @@ func lockByFD(fd int) *recordLock {
 }
 
 // joins reports whether a lock of mode m can join r as one more holder.
-func (r *recordLock) joins(m lockMode) bool { return m == shared && r.mode == shared && r.holders > 0 }
+func (r *recordLock) joins(m lockMode) bool { return m == shared && r.mode == shared }
 
-// state is what r means to this process's other lock objects. A lock it
-// waits for in the kernel excludes them all: one granted beside it would
-// merge with the lock the kernel grants the waiter.
+// state is what r means to this process's other lock objects.
 func (r *recordLock) state() lockState {
-	if r.mode == shared && r.holders > 0 {
+	if r.mode == shared {
 		return heldShared
 	}
 	return heldExclusive
@@ -173,15 +171,24 @@ func (f sysFile) tryLock(m lockMode) error {
 var lockType = [...]int16{exclusive: unix.F_WRLCK, shared: unix.F_RDLCK}
 
 // waitLock takes the lock, waiting first, without a thread, for the lock
-// objects of this process that exclude it to let go, and then in the
-// kernel for other processes.
+// objects of this process that exclude it to let go, and then for other
+// processes. That wait tries F_SETLK every millisecond at most rather than
+// blocking in F_SETLKW: a blocked call could not be given up, and the lock
+// the kernel would grant it at last would merge with any lock this process
+// took meanwhile, so it would have to exclude them all until then.
 func (f sysFile) waitLock(m lockMode) error {
 	st, err := fstat(f.fd)
 	if err != nil {
 		return fmt.Errorf("fstat: %w", err)
 	}
+	delay := 100 * time.Microsecond
 	for {
 		locks.Lock()
+		if locks.detached[f.fd] {
+			delete(locks.detached, f.fd)
+			locks.Unlock()
+			return errDetached
+		}
 		if r := findLock(st); r != nil {
 			if r.joins(m) {
 				r.holders++
@@ -197,27 +204,36 @@ func (f sysFile) waitLock(m lockMode) error {
 			<-changed
 			continue
 		}
-		r := &recordLock{fd: f.fd, file: st, known: true, mode: m}
-		locks.all = append(locks.all, r)
-		locks.Unlock()
-
-		err := setLockWait(f.fd, lockType[m])
-		locks.Lock()
-		if err != nil {
-			dropLock(r)
-		} else {
-			r.holders = 1
-			r.wake() // shared waiters may join now
+		err := setLock(f.fd, unix.F_SETLK, lockType[m])
+		if err == nil {
+			locks.all = append(locks.all, &recordLock{fd: f.fd, file: st, known: true, mode: m, holders: 1})
 		}
 		locks.Unlock()
-		return err
+		if err != ErrLocked {
+			return err
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, time.Millisecond)
 	}
 }
 
-// detach would let go of the file under a blocked waitLock. Here that would
-// close a descriptor of the file behind the table's back, which drops every
-// lock this process holds on it, so it does nothing and says so.
-func (sysFile) detach() bool { return false }
+// detach makes a waitLock on f that no one waits for any more give up at
+// its next try, unless it holds the lock already.
+func (f sysFile) detach() bool {
+	locks.Lock()
+	defer locks.Unlock()
+	if lockByFD(f.fd) != nil {
+		return false
+	}
+	if locks.detached == nil {
+		locks.detached = map[int]bool{}
+	}
+	locks.detached[f.fd] = true
+	return true
+}
+
+// errDetached reports a wait given up by detach.
+var errDetached = errors.New("no one waits for this lock any more")
 
 // unlockAndClose releases the lock held through f and closes f, both
 // under the table's lock: a lock object of this process that took the
@@ -271,8 +287,7 @@ func (f sysFile) testLock() (lockState, error) {
 	return free, nil
 }
 
-// heldHere reports how this process holds, or waits in the kernel for, a
-// lock on the file at path, and what read says of the holder, read through
+// heldHere reports how this process holds a lock on the file at path, and what read says of the holder, read through
 // the lock's own descriptor. It opens nothing, so it can be asked before an
 // open whose close would drop that lock.
 func heldHere(path string, followSymlinks bool, read func(sysFile) string) (string, lockState) {
@@ -309,6 +324,12 @@ func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
 	}
 	file := r.lent
 	locks.Unlock()
+	// Each hook starts at the beginning, as with a file of its own; shared
+	// holders' hooks that run at once share the offset, so they should read
+	// with ReadAt.
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
 	err := fn(file)
 	if file.Fd() == ^uintptr(0) {
 		err = errors.Join(err, errHookClosed)
@@ -326,19 +347,6 @@ func setLock(fd, cmd int, typ int16) error {
 		if err != unix.EINTR {
 			return lockError(err)
 		}
-	}
-}
-
-// setLockWait blocks in F_SETLKW. The kernel answers EDEADLK when waiting
-// would close a cycle of processes waiting for each other's locks; flock(2)
-// would wait forever there, and so does this, a little at a time.
-func setLockWait(fd int, typ int16) error {
-	for {
-		err := setLock(fd, unix.F_SETLKW, typ)
-		if !errors.Is(err, unix.EDEADLK) {
-			return err
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -36,12 +36,16 @@
 // caller in the process, so abandoned waits leave at most one thread and
 // one descriptor per path and kind behind. A process makes at most 1000
 // such kernel calls at once; a wait that would need another fails at once
-// with [ErrTooManyWaits].
-// When every caller waiting on a file has given up and the holder lets go,
-// the kernel call still takes the lock for a moment, and attempts made then
-// are refused: with flock(2) until the call returns (microseconds), on
-// Windows and with record locks until the Go scheduler runs the waiting
-// goroutine (milliseconds in a busy process).
+// with [ErrTooManyWaits]. When every caller waiting on a file has given up
+// and the holder lets go, the kernel call still takes the lock for a
+// moment, and attempts made then are refused: on Linux until the call
+// returns (microseconds), on Windows and other Unix systems until the Go
+// scheduler runs the waiting goroutine (milliseconds in a busy process).
+//
+// Where locks belong to the process (see [Platforms]), a wait for another
+// process tries again every millisecond at most instead of blocking in the
+// kernel: a blocked call could not be given up, and the lock it took at
+// last would merge with the process's other locks on the file.
 //
 // # Deleting a lock file
 //
@@ -80,7 +84,8 @@
 // Code outside the package must do its part: never open and close a held
 // lock file itself (os.ReadFile does both), which would drop the lock; read
 // and write it through a [WithOnLock] hook's file, and leave that file
-// open. Building with the tag lockfile_fcntl makes Linux lock the same way,
+// open. The hooks of a process's shared holders share one file there, and
+// with it the file offset: use ReadAt. Building with the tag lockfile_fcntl makes Linux lock the same way,
 // to test code for those systems; such a build does not exclude flock(2)
 // users on Linux, zc.lockfile and flock(1) among them.
 //

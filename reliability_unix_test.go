@@ -275,7 +275,9 @@ func TestLockFileRemovedWhileWaiting(t *testing.T) {
 		if counted != increments || overlaps != 0 {
 			t.Fatalf("two workers held the lock at once: %d increments, counter %d, %d overlaps", increments, counted, overlaps)
 		}
-		if removals < 20 {
+		// Where locks belong to the process, waits poll (see lock_fcntl.go),
+		// and the cleaner, one poller among five, gets the lock less often.
+		if minRemovals := map[bool]int{false: 20, true: 10}[recordLocks]; removals < minRemovals {
 			t.Fatalf("the lock file was removed only %d times", removals)
 		}
 	})
