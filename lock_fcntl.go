@@ -245,7 +245,7 @@ func (f sysFile) unlockAndClose() (unlockErr, closeErr error) {
 	defer locks.Unlock()
 	r := lockByFD(f.fd)
 	if r == nil {
-		return nil, closeFD(f.fd)
+		return nil, closeOrPark(f.fd) // holds no lock; another lock object may
 	}
 	if r.holders--; r.holders > 0 {
 		return nil, nil
@@ -260,15 +260,20 @@ func (f sysFile) unlockAndClose() (unlockErr, closeErr error) {
 func (f sysFile) close() error {
 	locks.Lock()
 	defer locks.Unlock()
+	return closeOrPark(f.fd)
+}
+
+// closeOrPark is close, with the table's lock held.
+func closeOrPark(fd int) error {
 	if len(locks.all) > 0 {
-		if st, err := fstat(f.fd); err == nil {
+		if st, err := fstat(fd); err == nil {
 			if r := findLock(st); r != nil {
-				r.parked = append(r.parked, f.fd)
+				r.parked = append(r.parked, fd)
 				return nil
 			}
 		}
 	}
-	return closeFD(f.fd)
+	return closeFD(fd)
 }
 
 // testLock tells whether another process holds a lock on the file. F_GETLK

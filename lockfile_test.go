@@ -62,8 +62,12 @@ func assertFree(t *testing.T, path string) {
 // opening and closing the file anew would drop the lock.
 func readFile(t *testing.T, path string) string {
 	t.Helper()
-	if content, state := heldHere(path, true, readAll); state == heldExclusive {
+	switch content, state := heldHere(path, true, readAll); state {
+	case heldExclusive:
 		return content
+	case heldShared:
+		// Shared holders' descriptor is not read through heldHere.
+		t.Fatalf("readFile(%s): this process holds it shared; where locks belong to the process, reading it would drop the lock", path)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

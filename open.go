@@ -23,11 +23,13 @@ func release(f sysFile, path string) error {
 // lock it, it closes it. A lock that this process holds is found before
 // the file is opened, where the kernel cannot tell lock objects apart.
 func lockNow(path string, c *config) (sysFile, error) {
-	if f, ok := joinHere(path, c.followSymlinks, c.mode); ok {
-		return f, nil
-	}
-	if holder, state := heldHere(path, c.followSymlinks, readHolder); state.excludes(c.mode) {
+	switch holder, state := heldHere(path, c.followSymlinks, readHolder); {
+	case state.excludes(c.mode):
 		return sysFile{}, &LockError{Path: path, Holder: holder, Shared: state == heldShared, Err: ErrLocked}
+	case state == heldShared:
+		if f, ok := joinHere(path, c.followSymlinks, c.mode); ok {
+			return f, nil
+		}
 	}
 	f, err := openLockFile(path, c)
 	if err != nil {

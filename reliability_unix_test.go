@@ -5,6 +5,7 @@ package lockfile
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -161,14 +162,7 @@ func TestGoroutineStorm(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if n := holders[i].Add(1); n > 1 {
-					overlaps.Add(1)
-				}
-				runtime.Gosched()
-				holders[i].Add(-1)
-				if err := l.Close(); err != nil {
-					t.Error(err)
-				}
+				holdCounted(t, l, &holders[i], &overlaps, runtime.Gosched)
 				cycles.Add(1)
 			}
 		})
@@ -516,14 +510,9 @@ func TestAbandonedWaitStorm(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if n := holders[i].Add(1); n > 1 {
-					overlaps.Add(1)
-				}
-				time.Sleep(time.Duration(rng.IntN(200)) * time.Microsecond)
-				holders[i].Add(-1)
-				if err := l.Close(); err != nil {
-					t.Error(err)
-				}
+				holdCounted(t, l, &holders[i], &overlaps, func() {
+					time.Sleep(time.Duration(rng.IntN(200)) * time.Microsecond)
+				})
 				cycles.Add(1)
 			}
 		})
@@ -540,5 +529,18 @@ func TestAbandonedWaitStorm(t *testing.T) {
 		path := filepath.Join(dir, "lock-"+strconv.Itoa(i))
 		waitUntil(t, "the waiters to end", func() bool { return waiterOn(path) == nil })
 		assertFree(t, path)
+	}
+}
+
+// holdCounted counts l's holder inside while pause runs, and an overlap if
+// another holder of the same lock was inside too, then closes l.
+func holdCounted(t *testing.T, l io.Closer, inside *atomic.Int32, overlaps *atomic.Int64, pause func()) {
+	if inside.Add(1) > 1 {
+		overlaps.Add(1)
+	}
+	pause()
+	inside.Add(-1)
+	if err := l.Close(); err != nil {
+		t.Error(err)
 	}
 }

@@ -100,8 +100,7 @@ func New(path string, opts ...Option) (*LockFile, error) {
 func newSimpleConfig(opts []Option) (*config, error) {
 	c, err := newConfig(opts)
 	if err == nil && c.template != nil {
-		err = &OptionError{Option: "WithContentTemplate", Value: strconv.Quote(c.template.source),
-			Reason: "a SimpleLockFile writes no content; use New or Acquire"}
+		err = templateRefused(c, "a SimpleLockFile writes no content; use New or Acquire")
 	}
 	return c, err
 }
@@ -112,13 +111,18 @@ func newSharedConfig(opts []Option) (*config, error) {
 	case err != nil:
 		return nil, err
 	case c.template != nil:
-		return nil, &OptionError{Option: "WithContentTemplate", Value: strconv.Quote(c.template.source),
-			Reason: "a shared lock writes no content"}
+		return nil, templateRefused(c, "a shared lock writes no content")
 	case c == &defaultConfig:
 		return &defaultSharedConfig, nil
 	}
 	c.mode = shared
 	return c, nil
+}
+
+// templateRefused is the error for a content template given to a lock
+// that writes no content.
+func templateRefused(c *config, reason string) error {
+	return &OptionError{Option: "WithContentTemplate", Value: strconv.Quote(c.template.source), Reason: reason}
 }
 
 // newLockFile returns a LockFile, not yet held, with its content rendered,
