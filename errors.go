@@ -26,13 +26,17 @@ func (unsupported) Is(target error) bool { return target == errors.ErrUnsupporte
 // symbolic link, which is refused unless [WithFollowSymlinks] is given.
 var ErrSymlink = errors.New("lock file path is a symbolic link")
 
-// ErrHardLink reports that the lock file has more than one name (hard
-// link). [New], [Acquire] and a [WithOnLock] hook refuse to write into such
-// a file unless [WithHardLinks] is given: a link planted at the lock path
-// would make them write into the file it names, wherever that is. They
-// release the lock and return it before writing a byte. [NewSimple] and
-// [AcquireSimple] without a hook write nothing and lock such a file.
-var ErrHardLink = errors.New("lock file has more than one hard link")
+// ErrHardLink reports a lock file that may be a hard link to another file:
+// it has more than one name, or it is in a directory where another user
+// could link a file to the path and remove the link again between the
+// lock file's open and any look at it: one owned by another user than the
+// caller or root, or one without the sticky bit that others may write, or
+// a group other than the caller's. [New], [Acquire] and a [WithOnLock] hook
+// refuse both unless [WithHardLinks] is given, before creating or writing
+// a byte. No check guards against the caller's own user, who can write
+// every file the caller can. [NewSimple] and [AcquireSimple] without a
+// hook write nothing and lock such a file.
+var ErrHardLink = errors.New("lock file may be a hard link to another file")
 
 // ErrNotRegular reports that the path names something other than a regular
 // file, such as a device or a named pipe, where a regular file is needed:

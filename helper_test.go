@@ -158,9 +158,16 @@ func runHelper(mode string, args []string) int {
 	case "attempt": // path
 		return runAttempt(args)
 	}
+	if helper := platformHelpers[mode]; helper != nil {
+		return helper(args)
+	}
 	report("error unknown helper %q", mode)
 	return 2
 }
+
+// platformHelpers are the helpers of one platform's tests, which add them
+// in init.
+var platformHelpers = map[string]func(args []string) int{}
 
 // incrementUnderLock adds one to the number in counterPath while holding the
 // lock, and writes a token of its own into the lock file, as zc.lockfile's

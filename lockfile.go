@@ -62,9 +62,9 @@
 //
 // A lock in a shared directory such as /tmp must not let another user
 // direct it at a file of their choosing. A symbolic link as the last
-// element of the path is refused by every call ([ErrSymlink]); a file with
-// more than one name, which a hard link planted at the path makes, is
-// refused by everything that writes into it ([ErrHardLink]). Each has an
+// element of the path is refused by every call ([ErrSymlink]); links in
+// the directories above it are followed. What writes into the file refuses
+// one that may be a hard link to another file ([ErrHardLink]). Each has an
 // option for the lock file that is meant to be reached that way.
 //
 // # Platforms
@@ -169,6 +169,7 @@ type config struct {
 	followSymlinks bool
 	hardLinks      bool
 	mode           lockMode // set by NewShared and AcquireShared, not by an option
+	content        bool     // set by New and Acquire, which write content
 	// Why an option was refused: a later option of the same kind
 	// replaces an earlier one, a refused one included.
 	nilErr, templateErr, modeErr error
@@ -184,6 +185,13 @@ var defaultConfig = config{perm: 0o644}
 
 // defaultSharedConfig is defaultConfig for a shared lock.
 var defaultSharedConfig = config{perm: 0o644, mode: shared}
+
+// defaultContentConfig is defaultConfig for a lock that writes content.
+var defaultContentConfig = config{perm: 0o644, content: true}
+
+// mayWrite reports whether the lock file may be written into: by the
+// content, or by a hook given the file open for writing.
+func (c *config) mayWrite() bool { return c.content || c.onLock != nil && c.mode == exclusive }
 
 func newConfig(opts []Option) (*config, error) {
 	if len(opts) == 0 {

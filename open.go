@@ -97,7 +97,25 @@ func describeHolder(f sysFile, path string, err error) *LockError {
 // /tmp, so a lock file shared between users must be opened without it.
 // O_EXCL on creation keeps that true even when two processes race to create.
 // Neither open truncates: the holder's content must survive a refused try.
+//
+// A file that may be written into is opened through its directory, once
+// that is found to be one where no other user can plant a hard link and
+// take it away again (see openTrustedDir); the link count is then checked
+// once the file is locked.
 func openLockFile(path string, c *config) (sysFile, error) {
+	if !c.mayWrite() || c.hardLinks {
+		return openOrCreate(currentDir(), path, path, c)
+	}
+	dir, name, err := openTrustedDir(path)
+	if err != nil {
+		return sysFile{}, err
+	}
+	defer dir.close()
+	return openOrCreate(dir, name, path, c)
+}
+
+// openOrCreate opens name in dir, or creates it, for openLockFile.
+func openOrCreate(dir dirFile, name, path string, c *config) (sysFile, error) {
 	access := os.O_RDWR
 	if c.mode == shared {
 		access = os.O_RDONLY // a shared lock writes nothing
@@ -113,11 +131,11 @@ func openLockFile(path string, c *config) (sysFile, error) {
 		err error
 	)
 	for range 8 {
-		f, err = openFile(path, access, 0, c.followSymlinks)
+		f, err = dir.open(name, path, access, 0, c.followSymlinks)
 		if !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
-		f, err = openFile(path, createFlag, c.perm, c.followSymlinks)
+		f, err = dir.open(name, path, createFlag, c.perm, c.followSymlinks)
 		if !errors.Is(err, fs.ErrExist) {
 			break // created, or failed for a reason retrying cannot fix
 		}

@@ -24,19 +24,29 @@ func (p *cPath) ptr(path string) *byte {
 	return &p[0]
 }
 
-// sysOpen is unix.Open, which it calls for a path that does not fit a
+// sysOpenat is unix.Openat, which it calls for a path that does not fit a
 // cPath.
-func sysOpen(path string, flag int, perm uint32) (int, error) {
+func sysOpenat(dirfd int, path string, flag int, perm uint32) (int, error) {
 	var name cPath
 	p := name.ptr(path)
 	if p == nil {
-		return unix.Open(path, flag, perm)
+		return unix.Openat(dirfd, path, flag, perm)
 	}
-	dirfd := unix.AT_FDCWD
 	fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
 		uintptr(flag|unix.O_LARGEFILE), uintptr(perm), 0, 0)
 	if errno != 0 {
 		return -1, errno
 	}
 	return int(fd), nil
+}
+
+// openDir opens a directory for use as a directory descriptor only
+// (O_PATH), which needs no permission to read it.
+func openDir(path string) (int, error) {
+	for {
+		fd, err := sysOpenat(unix.AT_FDCWD, path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
 }

@@ -132,6 +132,11 @@ func newLockFile(path string, opts []Option) (*LockFile, *config, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if c == &defaultConfig {
+		c = &defaultContentConfig
+	} else {
+		c.content = true
+	}
 	template := c.template
 	if template == nil {
 		template = defaultTemplate

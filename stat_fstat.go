@@ -10,7 +10,27 @@ func statPath(path string, followSymlinks bool) (fileStat, error) {
 	return statPathPlain(path, followSymlinks)
 }
 
-func sysOpen(path string, flag int, perm uint32) (int, error) { return unix.Open(path, flag, perm) }
+func sysOpenat(dirfd int, path string, flag int, perm uint32) (int, error) {
+	return unix.Openat(dirfd, path, flag, perm)
+}
+
+// openDir opens a directory to open names in.
+func openDir(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+func dirStat(fd int) (dirInfo, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return dirInfo{}, err
+	}
+	return dirInfo{mode: uint32(st.Mode), uid: st.Uid, gid: st.Gid}, nil
+}
 
 // kernelInterface reports a file of procfs, sysfs and the like, which are
 // Linux's; elsewhere there are none to refuse.

@@ -46,6 +46,29 @@ func statPath(path string, followSymlinks bool) (fileStat, error) {
 	return st, nil
 }
 
+// dirStat describes the directory open as fd, with statx(2), which takes
+// an O_PATH descriptor.
+func dirStat(fd int) (dirInfo, error) {
+	var (
+		empty [1]byte
+		stx   unix.Statx_t
+	)
+	_, _, errno := unix.Syscall6(unix.SYS_STATX, uintptr(fd), uintptr(unsafe.Pointer(&empty[0])),
+		uintptr(unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT), unix.STATX_MODE|unix.STATX_UID|unix.STATX_GID,
+		uintptr(unsafe.Pointer(&stx)), 0)
+	switch {
+	case errno == unix.ENOSYS || errno == unix.EPERM:
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return dirInfo{}, err
+		}
+		return dirInfo{mode: st.Mode, uid: st.Uid, gid: st.Gid}, nil
+	case errno != 0:
+		return dirInfo{}, errno
+	}
+	return dirInfo{mode: uint32(stx.Mode), uid: stx.Uid, gid: stx.Gid}, nil
+}
+
 // statx asks statx(2) about path, a NUL-terminated name, relative to dirfd.
 func statx(dirfd int, path *byte, flags int) (fileStat, error) {
 	var stx unix.Statx_t

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,6 +25,16 @@ type sysFile struct{ fd int }
 // (ENOENT) or one that O_EXCL found (EEXIST) is never a link refused by
 // O_NOFOLLOW, so creating a lock file costs no extra look.
 func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sysFile, error) {
+	return currentDir().open(path, path, flag, perm, followSymlinks)
+}
+
+// A dirFile is a directory that names are opened in.
+type dirFile struct{ fd int }
+
+func currentDir() dirFile { return dirFile{unix.AT_FDCWD} }
+
+// open opens name in d as openFile opens path, which is how errors name it.
+func (d dirFile) open(name, path string, flag int, perm fs.FileMode, followSymlinks bool) (sysFile, error) {
 	flag |= unix.O_CLOEXEC
 	if !followSymlinks {
 		flag |= unix.O_NOFOLLOW
@@ -32,7 +43,7 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 		flag |= unix.O_NONBLOCK // else Holder's open of a named pipe waits for a writer
 	}
 	for {
-		fd, err := sysOpen(path, flag, uint32(perm))
+		fd, err := sysOpenat(d.fd, name, flag, uint32(perm))
 		switch {
 		case err == nil:
 			return sysFile{fd}, nil
@@ -45,6 +56,68 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 		}
 		return sysFile{}, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
+}
+
+func (d dirFile) close() error {
+	if d.fd == unix.AT_FDCWD {
+		return nil
+	}
+	return closeFD(d.fd)
+}
+
+// openTrustedDir opens the directory of path, and returns it with the name
+// of path's last element in it, if no user but the caller, the caller's
+// group and root can add names to the directory and remove them again:
+// it is owned by the caller or root, and writable by no one else, or
+// sticky. Elsewhere another user could link a file of someone else's to
+// the path and remove the link again between the lock file's open and any
+// look at it; there the error is ErrHardLink. A path whose last element
+// cannot name a file (empty, . or ..) is left to openFile, in the
+// current directory.
+func openTrustedDir(path string) (dirFile, string, error) {
+	dir, name := "", path
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		dir, name = path[:i+1], path[i+1:]
+	}
+	if name == "" || name == "." || name == ".." {
+		return currentDir(), path, nil
+	}
+	if dir == "" {
+		dir = "."
+	}
+	fd, err := openDir(dir)
+	if err != nil {
+		return dirFile{}, "", &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	st, err := dirStat(fd)
+	if err != nil {
+		closeFD(fd)
+		return dirFile{}, "", &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if !st.trusted() {
+		closeFD(fd)
+		return dirFile{}, "", &fs.PathError{Op: "open", Path: path, Err: ErrHardLink}
+	}
+	return dirFile{fd}, name, nil
+}
+
+// A dirInfo is what openTrustedDir needs to know of a directory.
+type dirInfo struct {
+	mode     uint32
+	uid, gid uint32
+}
+
+func (d dirInfo) trusted() bool {
+	if uid := uint32(unix.Geteuid()); d.uid != uid && d.uid != 0 {
+		return false
+	}
+	switch {
+	case d.mode&unix.S_ISVTX != 0:
+		return true // only a file's owner, the directory's and root remove its names
+	case d.mode&0o002 != 0:
+		return false
+	}
+	return d.mode&0o020 == 0 || d.gid == uint32(unix.Getegid())
 }
 
 // closeFD closes a descriptor.
