@@ -1,6 +1,9 @@
 package lockfile
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrLocked reports that the lock is held by someone else: another process,
 // or another lock object in this process. Errors that carry it are
@@ -49,3 +52,54 @@ var ErrHardLink = errors.New("lock file may be a hard link to another file")
 // order to the kernel. Only a file that reports a size of 0 or one page,
 // as those do, is asked about.
 var ErrNotRegular = errors.New("lock file is not a regular file")
+
+// LockError is the error returned when the lock is held by someone else.
+// errors.Is(err, ErrLocked) holds for it.
+type LockError struct {
+	// Path is the lock file's path as given.
+	Path string
+	// Holder is the first line of the file's content from byte 1 on, with
+	// surrounding white space removed: what the holder wrote if it is a
+	// LockFile, such as "1234;web-1". A holder that writes nothing leaves
+	// whatever an earlier holder wrote, so Holder can name a process that
+	// is gone; it is empty when the file is empty, and when Shared is set.
+	Holder string
+	// Shared reports that the lock is held by shared holders ([NewShared]),
+	// who write nothing.
+	Shared bool
+	// Err is ErrLocked, or an error that wraps ErrLocked together with
+	// the reason a wait ended, such as context.DeadlineExceeded.
+	Err error
+}
+
+// Error names the path and, when known, the holder.
+func (e *LockError) Error() string {
+	msg := fmt.Sprintf("lockfile: cannot lock %s: %v", e.Path, e.Err)
+	switch {
+	case e.Shared:
+		msg += " (held shared)"
+	case e.Holder != "":
+		msg += fmt.Sprintf(" (held by %q)", e.Holder)
+	}
+	return msg
+}
+
+// Unwrap returns Err.
+func (e *LockError) Unwrap() error { return e.Err }
+
+// OptionError reports an option that cannot be used as given. It is
+// returned before the lock file is opened, so nothing on disk is touched.
+type OptionError struct {
+	// Option is the name of the function that made the option, such as
+	// "WithContentTemplate", or "Option" for a nil Option.
+	Option string
+	// Value is the value that was given, as text.
+	Value string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+// Error names the option, its value and the reason.
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("lockfile: %s(%s): %s", e.Option, e.Value, e.Reason)
+}

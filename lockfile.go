@@ -101,183 +101,134 @@
 package lockfile
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 )
 
-// LockError is the error returned when the lock is held by someone else.
-// errors.Is(err, ErrLocked) holds for it.
-type LockError struct {
-	// Path is the lock file's path as given.
-	Path string
-	// Holder is the first line of the file's content from byte 1 on, with
-	// surrounding white space removed: what the holder wrote if it is a
-	// LockFile, such as "1234;web-1". A holder that writes nothing leaves
-	// whatever an earlier holder wrote, so Holder can name a process that
-	// is gone; it is empty when the file is empty, and when Shared is set.
-	Holder string
-	// Shared reports that the lock is held by shared holders ([NewShared]),
-	// who write nothing.
-	Shared bool
-	// Err is ErrLocked, or an error that wraps ErrLocked together with
-	// the reason a wait ended, such as context.DeadlineExceeded.
-	Err error
+// LockFile is a held lock whose file names its holder: a space, the expanded
+// content template and a newline, the format zc.lockfile writes. A zero or
+// nil LockFile behaves as a zero or nil SimpleLockFile, with empty Content.
+type LockFile struct {
+	SimpleLockFile
+	content []byte // as written, with the space and the newline
+	// room holds the content of a usual template, so that taking a lock
+	// costs no allocation for it.
+	room [80]byte
 }
 
-// Error names the path and, when known, the holder.
-func (e *LockError) Error() string {
-	msg := fmt.Sprintf("lockfile: cannot lock %s: %v", e.Path, e.Err)
-	switch {
-	case e.Shared:
-		msg += " (held shared)"
-	case e.Holder != "":
-		msg += fmt.Sprintf(" (held by %q)", e.Holder)
+// New takes the lock as [NewSimple] does and then writes the content
+// template (see [WithContentTemplate]) into the file, replacing whatever was
+// there. A refused attempt changes nothing in the file, so the holder's
+// content stays readable. The file's modification time is the time the
+// lock was last taken by New or Acquire.
+//
+// If the file was removed between New's open and its lock (by a holder
+// that deletes the file before it lets go, say), New starts over on the
+// file at the path: the removed file locks out no one.
+func New(path string, opts ...Option) (*LockFile, error) {
+	l, c, err := newLockFile(path, opts)
+	if err != nil {
+		return nil, err
 	}
-	return msg
-}
-
-// Unwrap returns Err.
-func (e *LockError) Unwrap() error { return e.Err }
-
-// OptionError reports an option that cannot be used as given. It is
-// returned before the lock file is opened, so nothing on disk is touched.
-type OptionError struct {
-	// Option is the name of the function that made the option, such as
-	// "WithContentTemplate", or "Option" for a nil Option.
-	Option string
-	// Value is the value that was given, as text.
-	Value string
-	// Reason says what is wrong with it.
-	Reason string
-}
-
-// Error names the option, its value and the reason.
-func (e *OptionError) Error() string {
-	return fmt.Sprintf("lockfile: %s(%s): %s", e.Option, e.Value, e.Reason)
-}
-
-// An Option changes how a lock is taken. Options are applied in order; a
-// later option of the same kind replaces an earlier one. A nil Option is
-// refused with an [*OptionError].
-type Option func(*config)
-
-type config struct {
-	template       *template // nil unless WithContentTemplate was given
-	perm           fs.FileMode
-	onLock         func(*os.File) error
-	followSymlinks bool
-	hardLinks      bool
-	mode           lockMode // set by NewShared and AcquireShared, not by an option
-	content        bool     // set by New and Acquire, which write content
-	// Why an option was refused: a later option of the same kind
-	// replaces an earlier one, a refused one included.
-	nilErr, templateErr, modeErr error
-}
-
-// defaultTemplate is what New writes without WithContentTemplate. It is
-// parsed once and never changed.
-var defaultTemplate, _ = parseTemplate("{pid}")
-
-// defaultConfig is the configuration without options, shared so that taking
-// a lock without options allocates none. It is never changed.
-var defaultConfig = config{perm: 0o644}
-
-// defaultSharedConfig is defaultConfig for a shared lock.
-var defaultSharedConfig = config{perm: 0o644, mode: shared}
-
-// defaultContentConfig is defaultConfig for a lock that writes content.
-var defaultContentConfig = config{perm: 0o644, content: true}
-
-// mayWrite reports whether the lock file may be written into: by the
-// content, or by a hook given the file open for writing.
-func (c *config) mayWrite() bool { return c.content || c.onLock != nil && c.mode == exclusive }
-
-func newConfig(opts []Option) (*config, error) {
-	if len(opts) == 0 {
-		return &defaultConfig, nil
+	f, st, err := lockNowAndLook(path, c)
+	if err != nil {
+		return nil, err
 	}
-	c := &config{perm: defaultConfig.perm}
-	for i, opt := range opts {
-		if opt == nil {
-			if c.nilErr == nil {
-				c.nilErr = &OptionError{Option: "Option", Value: "nil",
-					Reason: fmt.Sprintf("option %d of %d is nil", i+1, len(opts))}
-			}
-			continue
-		}
-		opt(c)
+	if err := l.hold(f, st, c); err != nil {
+		return nil, err
 	}
-	for _, err := range []error{c.nilErr, c.templateErr, c.modeErr} {
-		if err != nil {
-			return c, err
+	return l, nil
+}
+
+// newLockFile returns a LockFile, not yet held, with its content rendered,
+// so that a failing host name lookup is reported before the file is touched.
+func newLockFile(path string, opts []Option) (*LockFile, *config, error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c == &defaultConfig {
+		c = &defaultContentConfig
+	} else {
+		c.content = true
+	}
+	template := c.template
+	if template == nil {
+		template = defaultTemplate
+	}
+	l := &LockFile{SimpleLockFile: SimpleLockFile{path: path}}
+	if l.content, err = template.render(l.room[:0]); err != nil {
+		return nil, nil, fmt.Errorf("lockfile: content template: %w", err)
+	}
+	return l, c, nil
+}
+
+// Path returns the lock file's path as it was given.
+func (l *LockFile) Path() string {
+	if l == nil {
+		return ""
+	}
+	return l.path
+}
+
+// Content returns the content written into the file, without the leading
+// space and the trailing newline.
+func (l *LockFile) Content() string {
+	if l == nil || len(l.content) < 2 {
+		return "" // not made by New or Acquire
+	}
+	return string(l.content[1 : len(l.content)-1])
+}
+
+// Fd returns the descriptor that holds the lock, as [SimpleLockFile.Fd]
+// does; on a nil LockFile, ^uintptr(0).
+func (l *LockFile) Fd() uintptr {
+	if l == nil {
+		return ^uintptr(0)
+	}
+	return l.SimpleLockFile.Fd()
+}
+
+// Close releases the lock and closes the file, as [SimpleLockFile.Close]
+// does.
+func (l *LockFile) Close() error {
+	if l == nil {
+		return fs.ErrInvalid
+	}
+	return l.SimpleLockFile.Close()
+}
+
+// hold writes l's content into f, which is locked and described by st,
+// and then finishes as [SimpleLockFile.hold] does. If the file is not one
+// to write into, or the write fails, the lock is released and f closed.
+func (l *LockFile) hold(f sysFile, st fileStat, c *config) error {
+	err := checkWritable(f, st, l.path, c)
+	if err == nil {
+		if writeErr := writeContent(f, st.size, l.content); writeErr != nil {
+			err = &fs.PathError{Op: "write", Path: l.path, Err: writeErr}
 		}
 	}
-	return c, nil
-}
-
-// WithContentTemplate sets what [New] and [Acquire] write into the lock file
-// once they hold the lock. The default is "{pid}".
-//
-// The template uses the field syntax of Python's str.format, as zc.lockfile
-// does: {pid} is the process id, {hostname} the host name (looked up only
-// when the template names it), and {{ and }} are literal braces. Any other
-// field, an empty {}, a format spec such as {pid:>8}, or an unmatched brace
-// makes New and Acquire return an [*OptionError] before the file is opened.
-// [NewSimple] and [AcquireSimple] write no content and refuse this option.
-func WithContentTemplate(t string) Option {
-	parsed, err := parseTemplate(t)
-	return func(c *config) { c.template, c.templateErr = parsed, err }
-}
-
-// WithMode sets the permission bits of a lock file that does not exist yet
-// and is created by this call. The default is 0o644. An existing file keeps
-// its permissions. An exclusive lock opens the file for reading and
-// writing, so a mode without the owner's read and write (0o600), or with
-// bits other than permission bits, makes the call return an [*OptionError].
-//
-// The process umask clears bits of the mode, as it does for os.OpenFile,
-// and is not checked: a umask that clears the owner's read or write makes a
-// file that the first lock creates and later locks by its owner cannot open
-// (root's excepted).
-func WithMode(perm fs.FileMode) Option {
-	var reason string
-	switch {
-	case perm&^fs.ModePerm != 0:
-		reason = "only permission bits (0o777) may be set"
-	case perm&0o600 != 0o600:
-		reason = "the owner must be able to read and write (0o600): an exclusive lock opens the file for both"
+	if err != nil {
+		return errors.Join(err, release(f, l.path))
 	}
-	var err error
-	if reason != "" {
-		err = &OptionError{Option: "WithMode", Value: fmt.Sprintf("%#o", uint32(perm)), Reason: reason}
+	return l.SimpleLockFile.hold(f, st, c)
+}
+
+// Acquire takes the lock as [AcquireSimple] does and then writes the
+// content, as [New] does.
+func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error) {
+	l, c, err := newLockFile(path, opts)
+	if err != nil {
+		return nil, err
 	}
-	return func(c *config) { c.perm, c.modeErr = perm, err }
-}
-
-// WithOnLock sets a function that runs once the lock is held, with the
-// locked file; for [New] and [Acquire] it runs after the content is
-// written. The file is open for reading and writing, or for reading only
-// under a shared lock, and the hook may use it freely, for example to keep
-// state in it, but must not close it or keep it once it returns. If it
-// returns an error, the lock is released and the error is returned
-// wrapped.
-func WithOnLock(fn func(f *os.File) error) Option {
-	return func(c *config) { c.onLock = fn }
-}
-
-// WithFollowSymlinks allows the last element of the path to be a symbolic
-// link, which is then followed. By default such a path is refused with
-// [ErrSymlink], so that a link planted in a shared directory cannot make a
-// lock write its content into another file.
-func WithFollowSymlinks() Option {
-	return func(c *config) { c.followSymlinks = true }
-}
-
-// WithHardLinks allows [New], [Acquire] and a [WithOnLock] hook to write
-// into a lock file that has more than one name, which they refuse by
-// default with [ErrHardLink]. It is for a lock file that is given two names
-// on purpose; [WithFollowSymlinks] does not imply it.
-func WithHardLinks() Option {
-	return func(c *config) { c.hardLinks = true }
+	f, st, err := lockWait(ctx, path, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.hold(f, st, c); err != nil {
+		return nil, err
+	}
+	return l, nil
 }

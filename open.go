@@ -7,18 +7,6 @@ import (
 	"os"
 )
 
-// release unlocks f and closes it.
-func release(f sysFile, path string) error {
-	unlockErr, closeErr := f.unlockAndClose()
-	switch {
-	case unlockErr != nil:
-		return &fs.PathError{Op: "unlock", Path: path, Err: errors.Join(unlockErr, closeErr)}
-	case closeErr != nil:
-		return &fs.PathError{Op: "close", Path: path, Err: closeErr}
-	}
-	return nil
-}
-
 // lockNow opens the lock file and locks it without waiting. If it cannot
 // lock it, it closes it. A lock that this process holds is found before
 // the file is opened, where the kernel cannot tell lock objects apart.
@@ -183,6 +171,18 @@ func checkHookFile(f sysFile, st fileStat, path string, c *config) error {
 func checkLinks(st fileStat, path string, c *config) error {
 	if st.linked() && !c.hardLinks {
 		return &fs.PathError{Op: "open", Path: path, Err: ErrHardLink}
+	}
+	return nil
+}
+
+// release unlocks f and closes it.
+func release(f sysFile, path string) error {
+	unlockErr, closeErr := f.unlockAndClose()
+	switch {
+	case unlockErr != nil:
+		return &fs.PathError{Op: "unlock", Path: path, Err: errors.Join(unlockErr, closeErr)}
+	case closeErr != nil:
+		return &fs.PathError{Op: "close", Path: path, Err: closeErr}
 	}
 	return nil
 }

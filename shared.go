@@ -34,3 +34,17 @@ func AcquireShared(ctx context.Context, path string, opts ...Option) (*SimpleLoc
 	}
 	return acquireSimple(ctx, path, c)
 }
+
+func newSharedConfig(opts []Option) (*config, error) {
+	c, err := newConfig(opts)
+	switch {
+	case err != nil:
+		return nil, err
+	case c.template != nil:
+		return nil, templateRefused(c, "a shared lock writes no content")
+	case c == &defaultConfig:
+		return &defaultSharedConfig, nil
+	}
+	c.mode = shared
+	return c, nil
+}

@@ -1,10 +1,10 @@
 package lockfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"strconv"
 	"sync"
 )
 
@@ -21,17 +21,6 @@ type SimpleLockFile struct {
 	mu   sync.Mutex
 	f    sysFile
 	held bool // false once closed
-}
-
-// LockFile is a held lock whose file names its holder: a space, the expanded
-// content template and a newline, the format zc.lockfile writes. A zero or
-// nil LockFile behaves as a zero or nil SimpleLockFile, with empty Content.
-type LockFile struct {
-	SimpleLockFile
-	content []byte // as written, with the space and the newline
-	// room holds the content of a usual template, so that taking a lock
-	// costs no allocation for it.
-	room [80]byte
 }
 
 // NewSimple takes an exclusive lock on the file at path, creating the file
@@ -73,30 +62,6 @@ func lockSimple(path string, c *config) (*SimpleLockFile, error) {
 	return l, nil
 }
 
-// New takes the lock as [NewSimple] does and then writes the content
-// template (see [WithContentTemplate]) into the file, replacing whatever was
-// there. A refused attempt changes nothing in the file, so the holder's
-// content stays readable. The file's modification time is the time the
-// lock was last taken by New or Acquire.
-//
-// If the file was removed between New's open and its lock (by a holder
-// that deletes the file before it lets go, say), New starts over on the
-// file at the path: the removed file locks out no one.
-func New(path string, opts ...Option) (*LockFile, error) {
-	l, c, err := newLockFile(path, opts)
-	if err != nil {
-		return nil, err
-	}
-	f, st, err := lockNowAndLook(path, c)
-	if err != nil {
-		return nil, err
-	}
-	if err := l.hold(f, st, c); err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
 func newSimpleConfig(opts []Option) (*config, error) {
 	c, err := newConfig(opts)
 	if err == nil && c.template != nil {
@@ -105,72 +70,12 @@ func newSimpleConfig(opts []Option) (*config, error) {
 	return c, err
 }
 
-func newSharedConfig(opts []Option) (*config, error) {
-	c, err := newConfig(opts)
-	switch {
-	case err != nil:
-		return nil, err
-	case c.template != nil:
-		return nil, templateRefused(c, "a shared lock writes no content")
-	case c == &defaultConfig:
-		return &defaultSharedConfig, nil
-	}
-	c.mode = shared
-	return c, nil
-}
-
-// templateRefused is the error for a content template given to a lock
-// that writes no content.
-func templateRefused(c *config, reason string) error {
-	return &OptionError{Option: "WithContentTemplate", Value: strconv.Quote(c.template.source), Reason: reason}
-}
-
-// newLockFile returns a LockFile, not yet held, with its content rendered,
-// so that a failing host name lookup is reported before the file is touched.
-func newLockFile(path string, opts []Option) (*LockFile, *config, error) {
-	c, err := newConfig(opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	if c == &defaultConfig {
-		c = &defaultContentConfig
-	} else {
-		c.content = true
-	}
-	template := c.template
-	if template == nil {
-		template = defaultTemplate
-	}
-	l := &LockFile{SimpleLockFile: SimpleLockFile{path: path}}
-	if l.content, err = template.render(l.room[:0]); err != nil {
-		return nil, nil, fmt.Errorf("lockfile: content template: %w", err)
-	}
-	return l, c, nil
-}
-
 // Path returns the lock file's path as it was given.
 func (l *SimpleLockFile) Path() string {
 	if l == nil {
 		return ""
 	}
 	return l.path
-}
-
-// Path returns the lock file's path as it was given.
-func (l *LockFile) Path() string {
-	if l == nil {
-		return ""
-	}
-	return l.path
-}
-
-// Content returns the content written into the file, without the leading
-// space and the trailing newline.
-func (l *LockFile) Content() string {
-	if l == nil || len(l.content) < 2 {
-		return "" // not made by New or Acquire
-	}
-	return string(l.content[1 : len(l.content)-1])
 }
 
 // Fd returns the file descriptor (on Windows, the handle) that holds the
@@ -203,24 +108,6 @@ func (l *SimpleLockFile) Close() error {
 	return release(l.f, l.path)
 }
 
-// Fd returns the descriptor that holds the lock, as [SimpleLockFile.Fd]
-// does; on a nil LockFile, ^uintptr(0).
-func (l *LockFile) Fd() uintptr {
-	if l == nil {
-		return ^uintptr(0)
-	}
-	return l.SimpleLockFile.Fd()
-}
-
-// Close releases the lock and closes the file, as [SimpleLockFile.Close]
-// does.
-func (l *LockFile) Close() error {
-	if l == nil {
-		return fs.ErrInvalid
-	}
-	return l.SimpleLockFile.Close()
-}
-
 // hold finishes taking a lock on f, which is locked and described by st:
 // it runs the hook, if any, and records the lock as held. If the hook
 // fails or panics, or the file is not one it may be given, the lock is
@@ -245,18 +132,33 @@ func (l *SimpleLockFile) hold(f sysFile, st fileStat, c *config) (err error) {
 	return nil
 }
 
-// hold writes l's content into f, which is locked and described by st,
-// and then finishes as [SimpleLockFile.hold] does. If the file is not one
-// to write into, or the write fails, the lock is released and f closed.
-func (l *LockFile) hold(f sysFile, st fileStat, c *config) error {
-	err := checkWritable(f, st, l.path, c)
-	if err == nil {
-		if writeErr := writeContent(f, st.size, l.content); writeErr != nil {
-			err = &fs.PathError{Op: "write", Path: l.path, Err: writeErr}
-		}
-	}
+// AcquireSimple takes the lock as [NewSimple] does, but if it is held it
+// waits until the holder releases it or ctx is done (see [Waiting]). If ctx
+// ends first, the error is a [*LockError] naming the holder at that moment,
+// for which errors.Is(err, ErrLocked) and errors.Is(err, ctx.Err()) hold. A
+// nil ctx is refused with an error for which errors.Is(err, fs.ErrInvalid)
+// holds.
+//
+// Once locked, the file is checked to be still the one at the path (see
+// [Deleting a lock file]); if not, the wait starts over on the new file.
+func AcquireSimple(ctx context.Context, path string, opts ...Option) (*SimpleLockFile, error) {
+	c, err := newSimpleConfig(opts)
 	if err != nil {
-		return errors.Join(err, release(f, l.path))
+		return nil, err
 	}
-	return l.SimpleLockFile.hold(f, st, c)
+	return acquireSimple(ctx, path, c)
+}
+
+// acquireSimple takes a lock that writes no content, waiting while it is held.
+func acquireSimple(ctx context.Context, path string, c *config) (*SimpleLockFile, error) {
+	// Allocated before the wait, not between the release and the caller.
+	l := &SimpleLockFile{path: path}
+	f, st, err := lockWait(ctx, path, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.hold(f, st, c); err != nil {
+		return nil, err
+	}
+	return l, nil
 }

@@ -11,54 +11,6 @@ import (
 	"sync"
 )
 
-// AcquireSimple takes the lock as [NewSimple] does, but if it is held it
-// waits until the holder releases it or ctx is done (see [Waiting]). If ctx
-// ends first, the error is a [*LockError] naming the holder at that moment,
-// for which errors.Is(err, ErrLocked) and errors.Is(err, ctx.Err()) hold. A
-// nil ctx is refused with an error for which errors.Is(err, fs.ErrInvalid)
-// holds.
-//
-// Once locked, the file is checked to be still the one at the path (see
-// [Deleting a lock file]); if not, the wait starts over on the new file.
-func AcquireSimple(ctx context.Context, path string, opts ...Option) (*SimpleLockFile, error) {
-	c, err := newSimpleConfig(opts)
-	if err != nil {
-		return nil, err
-	}
-	return acquireSimple(ctx, path, c)
-}
-
-// acquireSimple takes a lock that writes no content, waiting while it is held.
-func acquireSimple(ctx context.Context, path string, c *config) (*SimpleLockFile, error) {
-	// Allocated before the wait, not between the release and the caller.
-	l := &SimpleLockFile{path: path}
-	f, st, err := lockWait(ctx, path, c)
-	if err != nil {
-		return nil, err
-	}
-	if err := l.hold(f, st, c); err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
-// Acquire takes the lock as [AcquireSimple] does and then writes the
-// content, as [New] does.
-func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error) {
-	l, c, err := newLockFile(path, opts)
-	if err != nil {
-		return nil, err
-	}
-	f, st, err := lockWait(ctx, path, c)
-	if err != nil {
-		return nil, err
-	}
-	if err := l.hold(f, st, c); err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
 // lockWait locks the file at path, waiting while someone else holds it,
 // and describes the locked file.
 func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, error) {
