@@ -221,7 +221,7 @@ func TestAbandonedWaitsAreBounded(t *testing.T) {
 
 // Abandoned waits on many lock files must not use up the process's
 // threads. With the bound lowered to three: a wait on a fourth file fails
-// at once with ErrTooManyWaits, naming the holder, though its deadline is
+// at once with errTooManyWaits, naming the holder, though its deadline is
 // far; a wait on a file already waited for still joins its waiter; once a
 // waiter ends, a wait on another file may begin.
 func TestWaitsOnManyFilesAreBounded(t *testing.T) {
@@ -269,9 +269,9 @@ func TestWaitsOnManyFilesAreBounded(t *testing.T) {
 	defer cancel()
 	_, err := AcquireSimple(ctx, paths[3])
 	var lockErr *LockError
-	if !errors.Is(err, ErrTooManyWaits) || !errors.Is(err, ErrLocked) || errors.Is(err, context.DeadlineExceeded) ||
+	if !errors.Is(err, errTooManyWaits) || !errors.Is(err, ErrLocked) || errors.Is(err, context.DeadlineExceeded) ||
 		!errors.As(err, &lockErr) || lockErr.Holder != holders[3].Content() || lockErr.Path != paths[3] {
-		t.Fatalf("a wait on a fourth file: %v, want a *LockError naming %q with ErrTooManyWaits at once", err, holders[3].Content())
+		t.Fatalf("a wait on a fourth file: %v, want a *LockError naming %q with errTooManyWaits at once", err, holders[3].Content())
 	}
 	if err := abandon(paths[0]); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a second abandoned wait on %s: %v, want it to join the waiter there", paths[0], err)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golockfile/lockfile/internal/template"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,7 +37,7 @@ type badInput struct {
 	// reason, when set, makes the error an *OptionError whose Reason says
 	// this; otherwise it must be an *fs.PathError naming the path.
 	reason string
-	// holderIs, when set, is what Holder(path) must fail with too.
+	// holderIs, when set, is what Inspect(path) must fail with too.
 	holderIs error
 	// mayChange names the files, relative to dir, that the case changes on
 	// purpose; check looks at them.
@@ -187,9 +188,9 @@ func TestBadInputAndHostilePaths(t *testing.T) {
 				}))
 			}
 			if tt.holderIs != nil {
-				err := withinTime(t, "Holder", func() error { _, err := Holder(path); return err })
+				err := withinTime(t, "Holder", func() error { _, err := Inspect(path); return err })
 				if !errors.Is(err, tt.holderIs) || errors.Is(err, ErrLocked) {
-					t.Errorf("Holder(%q) = %v, want %v", path, err, tt.holderIs)
+					t.Errorf("Inspect(%q) = %v, want %v", path, err, tt.holderIs)
 				}
 			}
 			after := snapshot(t, dir)
@@ -443,10 +444,10 @@ func fullFileSystem(t *testing.T, dir, name string) string {
 // assertStartOfContent checks what a write that ran out of space left: the
 // lock is free and the file holds the start of the content and nothing
 // else, so no other holder is named.
-func assertStartOfContent(t *testing.T, path, template string) {
+func assertStartOfContent(t *testing.T, path, tmpl string) {
 	t.Helper()
 	assertFree(t, path)
-	content, err := ExpandTemplate(template)
+	content, err := template.Expand(tmpl)
 	if err != nil {
 		t.Fatal(err)
 	}

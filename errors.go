@@ -10,21 +10,6 @@ import (
 // [*LockError] values.
 var ErrLocked = errors.New("locked by another holder")
 
-// ErrTooManyWaits reports that a wait could not begin because this process
-// already makes as many waiting kernel calls as it allows (see [Waiting]).
-// Errors that carry it are [*LockError] values that carry ErrLocked too.
-var ErrTooManyWaits = errors.New("too many lock files waited for in this process")
-
-// ErrUnsupported reports that the lock cannot be taken here at all: the
-// platform has no suitable file locking, or the file system refuses to lock.
-// errors.Is(ErrUnsupported, errors.ErrUnsupported) holds.
-var ErrUnsupported error = unsupported{}
-
-type unsupported struct{}
-
-func (unsupported) Error() string        { return "file locking is not supported" }
-func (unsupported) Is(target error) bool { return target == errors.ErrUnsupported }
-
 // ErrSymlink reports that the last element of the lock file's path is a
 // symbolic link, which is refused unless [WithFollowSymlinks] is given.
 var ErrSymlink = errors.New("lock file path is a symbolic link")

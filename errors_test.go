@@ -5,11 +5,11 @@ import (
 	"testing"
 )
 
-// ErrUnsupported is the standard library's kind of error, as os's and
+// errors.ErrUnsupported is the standard library's kind of error, as os's and
 // x/sys's are.
 func TestErrUnsupportedIsErrorsErrUnsupported(t *testing.T) {
-	if !errors.Is(ErrUnsupported, errors.ErrUnsupported) {
-		t.Fatal("errors.Is(ErrUnsupported, errors.ErrUnsupported) does not hold")
+	if !errors.Is(errors.ErrUnsupported, errors.ErrUnsupported) {
+		t.Fatal("errors.Is(errors.ErrUnsupported, errors.ErrUnsupported) does not hold")
 	}
 	if errors.Is(ErrLocked, errors.ErrUnsupported) {
 		t.Fatal("ErrLocked is not errors.ErrUnsupported")

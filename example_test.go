@@ -192,14 +192,14 @@ func ExampleAcquire() {
 	// took over: migrator on db-3
 }
 
-// Holder tells whether a lock is held, and by whom, without taking it and
+// Inspect tells whether a lock is held, and by whom, without taking it and
 // without creating the file, as a status command would.
-func ExampleHolder() {
+func ExampleInspect() {
 	dir := tempDir()
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "service.lock")
 
-	status, err := lockfile.Holder(path)
+	status, err := lockfile.Inspect(path)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func ExampleHolder() {
 	}
 	defer lock.Close()
 
-	status, err = lockfile.Holder(path)
+	status, err = lockfile.Inspect(path)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,9 +1,16 @@
 package lockfile
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 )
+
+// errUnsupported reports that the lock cannot be taken here at all: the
+// platform has no file locking that excludes other processes, or the file
+// system refuses to lock.
+var errUnsupported = fmt.Errorf("file locking: %w", errors.ErrUnsupported)
 
 // lockMode is the kind of lock a caller asks for.
 type lockMode int

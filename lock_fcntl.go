@@ -363,7 +363,7 @@ func lockError(err error) error {
 		return ErrLocked
 	case err == unix.ENOLCK || err == unix.ENOTSUP || err == unix.EOPNOTSUPP || err == unix.ENOSYS:
 		// NFS without a lock manager, and some FUSE and SMB mounts.
-		return fmt.Errorf("%w by this file system (fcntl: %w)", ErrUnsupported, err)
+		return fmt.Errorf("%w by this file system (fcntl: %w)", errUnsupported, err)
 	}
 	return fmt.Errorf("fcntl: %w", err)
 }

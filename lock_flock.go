@@ -127,7 +127,7 @@ func (f sysFile) flock(how int) error {
 		return ErrLocked
 	case err == unix.ENOLCK || err == unix.ENOTSUP || err == unix.EOPNOTSUPP || err == unix.ENOSYS:
 		// NFS without a lock manager, and some FUSE and SMB mounts.
-		return fmt.Errorf("%w by this file system (flock: %w)", ErrUnsupported, err)
+		return fmt.Errorf("%w by this file system (flock: %w)", errUnsupported, err)
 	}
 	return fmt.Errorf("flock: %w", err)
 }

@@ -72,8 +72,8 @@ func TestFileSystemThatCannotLock(t *testing.T) {
 		t.Run(errno.Error(), func(t *testing.T) {
 			path := tempLockPath(t)
 			err := newWhileFailing(t, lockSyscall(), errno, path)
-			if !errors.Is(err, ErrUnsupported) || !errors.Is(err, errno) || errors.Is(err, ErrLocked) {
-				t.Fatalf("New on a file system answering %v: %v, want ErrUnsupported wrapping it", errno, err)
+			if !errors.Is(err, errors.ErrUnsupported) || !errors.Is(err, errno) || errors.Is(err, ErrLocked) {
+				t.Fatalf("New on a file system answering %v: %v, want errors.ErrUnsupported wrapping it", errno, err)
 			}
 			if !strings.Contains(err.Error(), "not supported") || !strings.Contains(err.Error(), path) {
 				t.Fatalf("error %q does not say locking is unsupported for %s", err, path)

@@ -13,7 +13,7 @@ import (
 type sysFile struct{}
 
 func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sysFile, error) {
-	return sysFile{}, &fs.PathError{Op: "lock", Path: path, Err: ErrUnsupported}
+	return sysFile{}, &fs.PathError{Op: "lock", Path: path, Err: errUnsupported}
 }
 
 type dirFile struct{}
@@ -28,21 +28,21 @@ func (dirFile) open(_, path string, flag int, perm fs.FileMode, followSymlinks b
 
 func (dirFile) close() error { return nil }
 
-func (sysFile) tryLock(lockMode) error                      { return ErrUnsupported }
-func (sysFile) testLock() (lockState, error)                { return free, ErrUnsupported }
-func (sysFile) waitLock(lockMode) error                     { return ErrUnsupported }
+func (sysFile) tryLock(lockMode) error                      { return errUnsupported }
+func (sysFile) testLock() (lockState, error)                { return free, errUnsupported }
+func (sysFile) waitLock(lockMode) error                     { return errUnsupported }
 func (sysFile) detach() bool                                { return false }
-func (sysFile) unlockAndClose() (error, error)              { return ErrUnsupported, nil }
-func (sysFile) close() error                                { return ErrUnsupported }
-func (sysFile) readAt([]byte, int64) (int, error)           { return 0, ErrUnsupported }
-func (sysFile) writeAt([]byte, int64) error                 { return ErrUnsupported }
-func (sysFile) truncate(int64) error                        { return ErrUnsupported }
-func (sysFile) lendFile(string, func(*os.File) error) error { return ErrUnsupported }
+func (sysFile) unlockAndClose() (error, error)              { return errUnsupported, nil }
+func (sysFile) close() error                                { return errUnsupported }
+func (sysFile) readAt([]byte, int64) (int, error)           { return 0, errUnsupported }
+func (sysFile) writeAt([]byte, int64) error                 { return errUnsupported }
+func (sysFile) truncate(int64) error                        { return errUnsupported }
+func (sysFile) lendFile(string, func(*os.File) error) error { return errUnsupported }
 
 func heldHere(string, bool, func(sysFile) string) (string, lockState) { return "", free }
-func (sysFile) stat() (fileStat, error)                               { return fileStat{}, ErrUnsupported }
+func (sysFile) stat() (fileStat, error)                               { return fileStat{}, errUnsupported }
 func (sysFile) kernelInterface(fileStat) bool                         { return false }
-func statPath(string, bool) (fileStat, error)                         { return fileStat{}, ErrUnsupported }
+func statPath(string, bool) (fileStat, error)                         { return fileStat{}, errUnsupported }
 func (fileStat) removed() bool                                        { return false }
 func (fileStat) linked() bool                                         { return false }
 func (fileStat) regular() bool                                        { return false }

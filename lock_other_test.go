@@ -12,7 +12,7 @@ import (
 )
 
 // Where there is no file locking that excludes, every way to take a lock
-// fails with ErrUnsupported, and nothing is created.
+// fails with errors.ErrUnsupported, and nothing is created.
 func TestEveryAttemptIsUnsupported(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "lock")
 	attempts := map[string]func() error{
@@ -25,8 +25,8 @@ func TestEveryAttemptIsUnsupported(t *testing.T) {
 		"Acquire": func() error { _, err := Acquire(context.Background(), path); return err },
 	}
 	for name, attempt := range attempts {
-		if err := attempt(); !errors.Is(err, ErrUnsupported) || errors.Is(err, ErrLocked) {
-			t.Errorf("%s: %v, want ErrUnsupported", name, err)
+		if err := attempt(); !errors.Is(err, errors.ErrUnsupported) || errors.Is(err, ErrLocked) {
+			t.Errorf("%s: %v, want errors.ErrUnsupported", name, err)
 		}
 	}
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {

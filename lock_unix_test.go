@@ -103,8 +103,8 @@ func TestSymlinkIsRefusedByDefault(t *testing.T) {
 		if _, err := NewSimple(path); !errors.Is(err, ErrSymlink) {
 			t.Fatalf("NewSimple(%s) = %v, want ErrSymlink", path, err)
 		}
-		if _, err := Holder(path); !errors.Is(err, ErrSymlink) {
-			t.Fatalf("Holder(%s) = %v, want ErrSymlink", path, err)
+		if _, err := Inspect(path); !errors.Is(err, ErrSymlink) {
+			t.Fatalf("Inspect(%s) = %v, want ErrSymlink", path, err)
 		}
 	}
 	if got := readFile(t, victim); got != "precious data\n" {
@@ -152,8 +152,8 @@ func TestNonRegularFileIsRefusedForWriting(t *testing.T) {
 		if _, err := NewSimple(path, WithFollowSymlinks()); !errors.Is(err, ErrLocked) {
 			t.Fatalf("second NewSimple(%s) = %v, want ErrLocked", path, err)
 		}
-		if _, err := Holder(path); !errors.Is(err, ErrNotRegular) {
-			t.Fatalf("Holder(%s) = %v, want ErrNotRegular", path, err)
+		if _, err := Inspect(path); !errors.Is(err, ErrNotRegular) {
+			t.Fatalf("Inspect(%s) = %v, want ErrNotRegular", path, err)
 		}
 		l.Close()
 	}

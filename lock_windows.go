@@ -158,7 +158,7 @@ func (f sysFile) lockFileEx(flags uint32) error {
 		return ErrLocked
 	case errors.Is(err, windows.ERROR_NOT_SUPPORTED), errors.Is(err, windows.ERROR_INVALID_FUNCTION):
 		// Some network redirectors and FUSE-like drivers.
-		return fmt.Errorf("%w by this file system (LockFileEx: %w)", ErrUnsupported, err)
+		return fmt.Errorf("%w by this file system (LockFileEx: %w)", errUnsupported, err)
 	}
 	return fmt.Errorf("LockFileEx: %w", err)
 }

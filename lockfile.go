@@ -36,7 +36,7 @@
 // caller in the process, so abandoned waits leave at most one thread and
 // one descriptor per path and kind behind. A process makes at most 1000
 // such kernel calls at once; a wait that would need another fails at once
-// with [ErrTooManyWaits]. When every caller waiting on a file has given up
+// with [errTooManyWaits]. When every caller waiting on a file has given up
 // and the holder lets go, the kernel call still takes the lock for a
 // moment, and attempts made then are refused: on Linux until the call
 // returns (microseconds), on Windows and other Unix systems until the Go
@@ -95,7 +95,7 @@
 // drops nothing. macOS's NFS client makes them the process's: keep one lock
 // object per NFS lock file per process there. A file system that cannot
 // lock at all (NFS without a lock manager, some FUSE and SMB mounts) fails
-// with [ErrUnsupported], never with a lock that does not exclude; so does
+// with [errUnsupported], never with a lock that does not exclude; so does
 // every attempt on js/wasm, wasip1 and plan9. The package compiles
 // everywhere.
 package lockfile
@@ -154,12 +154,12 @@ func newLockFile(path string, opts []Option) (*LockFile, *config, error) {
 	} else {
 		c.content = true
 	}
-	template := c.template
-	if template == nil {
-		template = defaultTemplate
+	t := c.template
+	if t == nil {
+		t = defaultTemplate
 	}
 	l := &LockFile{SimpleLockFile: SimpleLockFile{path: path}}
-	if l.content, err = template.render(l.room[:0]); err != nil {
+	if l.content, err = t.Render(l.room[:0]); err != nil {
 		return nil, nil, fmt.Errorf("lockfile: content template: %w", err)
 	}
 	return l, c, nil

@@ -757,51 +757,6 @@ func assertNoLeak(t *testing.T, what string, before, after int) {
 	}
 }
 
-// Any template either is refused with an *OptionError or renders to the
-// zc.lockfile format; text without braces comes out as it went in, and so
-// does any text with its braces doubled. A template that parses is still
-// refused with each malformed field put after it, and a {pid} put after it
-// adds the pid to what it renders.
-func FuzzContentTemplate(f *testing.F) {
-	for _, seed := range []string{"{pid}", "{pid};{hostname}", "{{}}", "{", "}", "{pid:>8}", "a{{b}}c", "plain"} {
-		f.Add(seed)
-	}
-	pid := strconv.Itoa(os.Getpid())
-	f.Fuzz(func(t *testing.T, template string) {
-		escaped := strings.NewReplacer("{", "{{", "}", "}}").Replace(template)
-		if content := renderTemplate(t, escaped); string(content) != " "+template+"\n" {
-			t.Fatalf("literal template %q renders as %q, want %q", escaped, content, " "+template+"\n")
-		}
-		parsed, err := parseTemplate(template)
-		if err != nil {
-			var optErr *OptionError
-			if !errors.As(err, &optErr) {
-				t.Fatalf("parseTemplate(%q) = %v, want an *OptionError", template, err)
-			}
-			return
-		}
-		content, err := parsed.render(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(content) < 2 || content[0] != ' ' || content[len(content)-1] != '\n' {
-			t.Fatalf("template %q renders as %q", template, content)
-		}
-		if !strings.ContainsAny(template, "{}") && string(content) != " "+template+"\n" {
-			t.Fatalf("template %q without fields renders as %q", template, content)
-		}
-		for _, malformed := range []string{"{", "}", "{}", "{pid:>8}", "{pid!r}", "{user}", "{pid"} {
-			var optErr *OptionError
-			if _, err := parseTemplate(template + malformed); !errors.As(err, &optErr) {
-				t.Fatalf("parseTemplate(%q) = %v, want an *OptionError", template+malformed, err)
-			}
-		}
-		if got, want := string(renderTemplate(t, template+"{pid}")), string(content[:len(content)-1])+pid+"\n"; got != want {
-			t.Fatalf("template %q renders as %q, want %q", template+"{pid}", got, want)
-		}
-	})
-}
-
 // Whatever the file held before, New must leave its content and nothing
 // else, and mark the file as written now.
 func TestContentReplacesAnyOldContent(t *testing.T) {
@@ -841,19 +796,6 @@ var oldContents = map[string]string{
 	"identical":            " the-holder\n",
 	"content then garbage": " the-holder\ngarbage\n",
 	"no newline":           " the-holder",
-}
-
-func renderTemplate(t *testing.T, template string) []byte {
-	t.Helper()
-	parsed, err := parseTemplate(template)
-	if err != nil {
-		t.Fatalf("parseTemplate(%q): %v", template, err)
-	}
-	content, err := parsed.render(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return content
 }
 
 // A hook that panics must not leave the lock held: the descriptor has no

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+
+	"github.com/golockfile/lockfile/internal/template"
 )
 
 // An Option changes how a lock is taken. Options are applied in order; a
@@ -13,7 +15,7 @@ import (
 type Option func(*config)
 
 type config struct {
-	template       *template // nil unless WithContentTemplate was given
+	template       *template.Template // nil unless WithContentTemplate was given
 	perm           fs.FileMode
 	onLock         func(*os.File) error
 	followSymlinks bool
@@ -27,7 +29,7 @@ type config struct {
 
 // defaultTemplate is what New writes without WithContentTemplate. It is
 // parsed once and never changed.
-var defaultTemplate, _ = parseTemplate("{pid}")
+var defaultTemplate, _ = template.Parse("{pid}")
 
 // defaultConfig is the configuration without options, shared so that taking
 // a lock without options allocates none. It is never changed.
@@ -76,7 +78,10 @@ func newConfig(opts []Option) (*config, error) {
 // makes New and Acquire return an [*OptionError] before the file is opened.
 // [NewSimple] and [AcquireSimple] write no content and refuse this option.
 func WithContentTemplate(t string) Option {
-	parsed, err := parseTemplate(t)
+	parsed, err := template.Parse(t)
+	if err != nil {
+		err = &OptionError{Option: "WithContentTemplate", Value: strconv.Quote(t), Reason: err.Error()}
+	}
 	return func(c *config) { c.template, c.templateErr = parsed, err }
 }
 
@@ -135,5 +140,5 @@ func WithHardLinks() Option {
 // templateRefused is the error for a content template given to a lock
 // that writes no content.
 func templateRefused(c *config, reason string) error {
-	return &OptionError{Option: "WithContentTemplate", Value: strconv.Quote(c.template.source), Reason: reason}
+	return &OptionError{Option: "WithContentTemplate", Value: strconv.Quote(c.template.Source), Reason: reason}
 }

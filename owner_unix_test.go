@@ -41,7 +41,7 @@ func TestAttemptsInTheHoldingProcessKeepTheLock(t *testing.T) {
 		if _, err := NewSimple(path, hook); !errors.Is(err, ErrLocked) {
 			t.Fatalf("attempt %d: NewSimple with a hook = %v, want ErrLocked", i, err)
 		}
-		if st, err := Holder(path); err != nil || !st.Held || st.Shared || st.Holder != holder {
+		if st, err := Inspect(path); err != nil || !st.Held || st.Shared || st.Holder != holder {
 			t.Fatalf("attempt %d: Holder = %+v, %v; want held by %q", i, st, err, holder)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)

@@ -58,7 +58,7 @@ func TestCrashStorm(t *testing.T) {
 			}
 		}
 		h.kill(t)
-		if st, err := Holder(path); err != nil || st.Held {
+		if st, err := Inspect(path); err != nil || st.Held {
 			t.Fatalf("kill %d (seed %d): Holder = %+v, %v right after the holder died; want free", i, seed, st, err)
 		}
 		content := readFile(t, path)

@@ -105,7 +105,7 @@ func runCrashCycle(args []string) int {
 				fmt.Printf("error the file holds %d bytes, not exactly this holder's %d (%v)\n", len(data), len(want), err)
 				return 1
 			}
-			st, err := Holder(path)
+			st, err := Inspect(path)
 			holder, held := st.Holder, st.Held
 			if pid := strconv.Itoa(os.Getpid()); err != nil || !held || holder != pid {
 				fmt.Printf("error Holder = %q, %v, %v; want %q, true\n", holder, held, err, pid)

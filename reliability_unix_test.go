@@ -208,7 +208,7 @@ func TestSoak(t *testing.T) {
 			if _, err := New(heldPath); !errors.Is(err, ErrLocked) {
 				t.Fatalf("cycle %d: New on a held lock: %v", i, err)
 			}
-			if st, err := Holder(heldPath); err != nil || !st.Held || st.Holder != other.Content() {
+			if st, err := Inspect(heldPath); err != nil || !st.Held || st.Holder != other.Content() {
 				t.Fatalf("cycle %d: Holder = %+v, %v", i, st, err)
 			}
 			l, err = New(path)

@@ -37,7 +37,7 @@ func TestSharedLocksAreHeldTogether(t *testing.T) {
 	if verb, _ := tryInHelper(t, path); verb != "shared" {
 		t.Fatalf("New in another process under shared holders reported %q, want shared", verb)
 	}
-	if st, err := Holder(path); err != nil || !st.Held || !st.Shared {
+	if st, err := Inspect(path); err != nil || !st.Held || !st.Shared {
 		t.Fatalf("Holder under shared holders = %+v, %v; want held, shared", st, err)
 	}
 	for _, l := range mine {
@@ -70,7 +70,7 @@ func TestExclusiveHolderRefusesShared(t *testing.T) {
 		t.Fatalf("NewShared in another process = %q %q, want refused by %q", verb, holder, l.Content())
 	}
 	h.finish(t)
-	if st, err := Holder(path); err != nil || !st.Held || st.Shared || st.Holder != l.Content() {
+	if st, err := Inspect(path); err != nil || !st.Held || st.Shared || st.Holder != l.Content() {
 		t.Fatalf("Holder = %+v, %v; want held by %q", st, err, l.Content())
 	}
 	l.Close()

@@ -88,7 +88,7 @@ func waitUntilLocked(ctx context.Context, path string, target fileStat, c *confi
 	}
 	w := joinWaiter(key, path, target, c)
 	if w == nil {
-		return sysFile{}, false, heldError(path, c, fmt.Errorf("%w; cannot wait: %w", ErrLocked, ErrTooManyWaits))
+		return sysFile{}, false, heldError(path, c, fmt.Errorf("%w; cannot wait: %w", ErrLocked, errTooManyWaits))
 	}
 	select {
 	case locked := <-w.handoff:
@@ -162,6 +162,10 @@ var waiters = struct {
 	byPath  map[string]*waiter
 	running int // waiters not finished
 }{byPath: map[string]*waiter{}}
+
+// errTooManyWaits reports a wait that could not begin because this process
+// already makes maxWaiters waiting kernel calls.
+var errTooManyWaits = errors.New("too many lock files waited for in this process")
 
 // maxWaiters bounds the waiters of this process, each a thread blocked in
 // the kernel: past Go's thread limit the process dies. A variable so that a

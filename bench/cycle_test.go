@@ -13,6 +13,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/golockfile/lockfile"
+	"github.com/golockfile/lockfile/internal/template"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +39,7 @@ var cyclers = []cycler{
 	{"raw-content", func(b *testing.B) func(*testing.B, string, int) {
 		var rendered [2][]byte
 		for i, c := range contents {
-			text, err := lockfile.ExpandTemplate(c)
+			text, err := template.Expand(c)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -27,11 +27,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/golockfile/lockfile"
+	"github.com/golockfile/lockfile/internal/template"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -161,8 +163,12 @@ func configure(key string, opts []Option) (*config, error) {
 	if key == "" {
 		return nil, errors.New("etcdlock: empty lock key")
 	}
-	var err error
-	c.content, err = lockfile.ExpandTemplate(c.template)
+	content, err := template.Expand(c.template)
+	var refused *template.Error
+	if errors.As(err, &refused) {
+		return nil, &lockfile.OptionError{Option: "WithContentTemplate", Value: strconv.Quote(c.template), Reason: refused.Reason}
+	}
+	c.content = content
 	return c, err
 }
 

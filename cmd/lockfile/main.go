@@ -31,6 +31,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/golockfile/lockfile"
+	"github.com/golockfile/lockfile/internal/template"
 )
 
 // Exit statuses of lockfile's own. A command's status is passed through, so
@@ -244,11 +245,7 @@ func runFlags(c *runConfig) *flag.FlagSet {
 			r, _ := utf8.DecodeRuneInString(s[i:])
 			return fmt.Errorf("a control character, %s: the holder is one line of text", strconv.QuoteRune(r))
 		}
-		if _, err := lockfile.ExpandTemplate(s); err != nil {
-			var optErr *lockfile.OptionError
-			if errors.As(err, &optErr) {
-				return errors.New(optErr.Reason)
-			}
+		if _, err := template.Expand(s); err != nil {
 			return err
 		}
 		c.template, c.tflag = s, true
@@ -529,7 +526,7 @@ func status(args []string) int {
 		return usageError(usage, "status", fmt.Sprintf("unexpected %q after PATH", args[1]))
 	}
 	path := args[0]
-	st, err := lockfile.Holder(path)
+	st, err := lockfile.Inspect(path)
 	holder, held := st.Holder, st.Held
 	switch {
 	case err != nil:

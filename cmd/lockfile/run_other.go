@@ -10,7 +10,7 @@ import (
 )
 
 // These platforms have no file locks: every lock fails with
-// lockfile.ErrUnsupported before COMMAND could run. This keeps the command
+// errors.ErrUnsupported before COMMAND could run. This keeps the command
 // compiling there, as the package does.
 
 func runLocked(lock *lockfile.SimpleLockFile, command string, argv []string) int {

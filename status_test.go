@@ -8,14 +8,16 @@ import (
 	"os"
 	"strconv"
 	"testing"
+
+	"github.com/golockfile/lockfile/internal/template"
 )
 
 func TestHolderOfMissingFileIsFreeAndCreatesNothing(t *testing.T) {
 	path := tempLockPath(t)
-	st, err := Holder(path)
+	st, err := Inspect(path)
 	holder, held := st.Holder, st.Held
 	if err != nil || held || holder != "" {
-		t.Fatalf("Holder(missing) = %q, %v, %v; want free", holder, held, err)
+		t.Fatalf("Inspect(missing) = %q, %v, %v; want free", holder, held, err)
 	}
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Holder created %s: %v", path, err)
@@ -27,7 +29,7 @@ func TestHolderNamesHolderAndChangesNothing(t *testing.T) {
 	h, content := holdInHelper(t, path, "{pid};worker")
 	before := readFile(t, path)
 
-	st, err := Holder(path)
+	st, err := Inspect(path)
 	holder, held := st.Holder, st.Held
 	if err != nil || !held || holder != content {
 		t.Fatalf("Holder = %q, %v, %v; want %q, true, nil", holder, held, err, content)
@@ -38,7 +40,7 @@ func TestHolderNamesHolderAndChangesNothing(t *testing.T) {
 	assertLocked(t, path, content) // still held by the helper
 
 	h.finish(t)
-	st, err = Holder(path)
+	st, err = Inspect(path)
 	holder, held = st.Holder, st.Held
 	if err != nil || held || holder != "" {
 		t.Fatalf("after release Holder = %q, %v, %v; want free", holder, held, err)
@@ -56,27 +58,27 @@ func TestHolderSeesLockObjectOfThisProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if st, err := Holder(path); err != nil || !st.Held || st.Holder != "here" {
+	if st, err := Inspect(path); err != nil || !st.Held || st.Holder != "here" {
 		t.Fatalf("Holder = %+v, %v; want held by \"here\"", st, err)
 	}
 }
 
 func TestHolderRefusesWhatNewRefuses(t *testing.T) {
 	dir := testDir(t)
-	if _, err := Holder(dir); !errors.Is(err, ErrNotRegular) {
-		t.Fatalf("Holder(directory) = %v, want ErrNotRegular", err)
+	if _, err := Inspect(dir); !errors.Is(err, ErrNotRegular) {
+		t.Fatalf("Inspect(directory) = %v, want ErrNotRegular", err)
 	}
-	if st, err := Holder(dir + "/missing/lock"); err != nil || st.Held {
-		t.Fatalf("Holder(missing parent) = %+v, %v; want free", st, err)
+	if st, err := Inspect(dir + "/missing/lock"); err != nil || st.Held {
+		t.Fatalf("Inspect(missing parent) = %+v, %v; want free", st, err)
 	}
 }
 
 func TestExpandTemplateIsWhatNewWrites(t *testing.T) {
 	path := tempLockPath(t)
 	for _, tmpl := range []string{"{pid}", "{pid};{hostname}", "{{literal}}", ""} {
-		want, err := ExpandTemplate(tmpl)
+		want, err := template.Expand(tmpl)
 		if err != nil {
-			t.Fatalf("ExpandTemplate(%q): %v", tmpl, err)
+			t.Fatalf("template.Expand(%q): %v", tmpl, err)
 		}
 		l, err := New(path, WithContentTemplate(tmpl))
 		if err != nil {
@@ -88,11 +90,11 @@ func TestExpandTemplateIsWhatNewWrites(t *testing.T) {
 			t.Fatalf("template %q: ExpandTemplate %q, New wrote %q", tmpl, want, readFile(t, path))
 		}
 	}
-	if got, _ := ExpandTemplate("{pid}"); got != strconv.Itoa(os.Getpid()) {
-		t.Fatalf("ExpandTemplate({pid}) = %q", got)
+	if got, _ := template.Expand("{pid}"); got != strconv.Itoa(os.Getpid()) {
+		t.Fatalf("template.Expand({pid}) = %q", got)
 	}
 	var optErr *OptionError
-	if _, err := ExpandTemplate("{user}"); !errors.As(err, &optErr) || optErr.Option != "WithContentTemplate" {
-		t.Fatalf("ExpandTemplate({user}) = %v, want an *OptionError", err)
+	if _, err := New(path, WithContentTemplate("{user}")); !errors.As(err, &optErr) || optErr.Option != "WithContentTemplate" {
+		t.Fatalf("New with {user} = %v, want an *OptionError", err)
 	}
 }

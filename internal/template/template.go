@@ -1,33 +1,41 @@
-package lockfile
+// Package template parses and expands lock-file content templates, the
+// subset of Python's str.format syntax that zc.lockfile's templates use:
+// {pid}, {hostname}, and {{ and }} for literal braces. The lockfile package
+// writes them into lock files; the command and etcdlock check and expand
+// them with it.
+package template
 
 import (
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
 )
 
-// A template is a parsed content template: literal text and fields, in order.
-type template struct {
-	source       string
-	parts        []templatePart
+// A Template is a parsed content template: literal text and fields, in
+// order.
+type Template struct {
+	Source       string // as given to Parse
+	parts        []part
 	usesHostname bool
 }
 
-type templatePart struct {
+type part struct {
 	literal string
 	field   string // "hostname", or empty for a literal, {pid} included
 }
 
-// parseTemplate accepts the subset of Python's str.format syntax that
-// zc.lockfile's templates use. Refusing the rest up front, rather than when
-// the content is written as zc.lockfile does, keeps a bad template from ever
-// leaving a held lock or a half-written file.
-func parseTemplate(t string) (*template, error) {
-	bad := func(reason string) error {
-		return &OptionError{Option: "WithContentTemplate", Value: strconv.Quote(t), Reason: reason}
-	}
-	tmpl := &template{source: t}
+// An Error says why a template was refused.
+type Error struct{ Reason string }
+
+func (e *Error) Error() string { return e.Reason }
+
+// Parse accepts what zc.lockfile's templates use and refuses the rest with
+// an *Error. Refusing up front, rather than when the content is written
+// as zc.lockfile does, keeps a bad template from ever leaving a held lock
+// or a half-written file.
+func Parse(t string) (*Template, error) {
+	bad := func(reason string) error { return &Error{Reason: reason} }
+	tmpl := &Template{Source: t}
 	var lit strings.Builder
 	for i := 0; i < len(t); i++ {
 		switch c := t[i]; c {
@@ -61,26 +69,26 @@ func parseTemplate(t string) (*template, error) {
 				continue
 			}
 			if lit.Len() > 0 {
-				tmpl.parts = append(tmpl.parts, templatePart{literal: lit.String()})
+				tmpl.parts = append(tmpl.parts, part{literal: lit.String()})
 				lit.Reset()
 			}
-			tmpl.parts = append(tmpl.parts, templatePart{field: name})
+			tmpl.parts = append(tmpl.parts, part{field: name})
 			tmpl.usesHostname = true
 		default:
 			lit.WriteByte(c)
 		}
 	}
 	if lit.Len() > 0 {
-		tmpl.parts = append(tmpl.parts, templatePart{literal: lit.String()})
+		tmpl.parts = append(tmpl.parts, part{literal: lit.String()})
 	}
 	return tmpl, nil
 }
 
-// render appends to dst the file's full content: a space, the expanded
+// Render appends to dst the file's full content: a space, the expanded
 // template and a newline. The space keeps the content off byte 0, which is
 // the locked byte on Windows and cannot be read there by anyone but the
 // holder.
-func (t *template) render(dst []byte) ([]byte, error) {
+func (t *Template) Render(dst []byte) ([]byte, error) {
 	hostname := ""
 	if t.usesHostname {
 		var err error
@@ -100,20 +108,17 @@ func (t *template) render(dst []byte) ([]byte, error) {
 	return append(buf, '\n'), nil
 }
 
-// ExpandTemplate returns what the content template t expands to in this
-// process: the text [New] would write with [WithContentTemplate](t), without
-// the leading space and the trailing newline. A template New would refuse
-// is refused here with the same [*OptionError]. Call it to name a holder
-// in the same words outside a lock file: in a lock kept elsewhere (etcdlock
-// stores it as its holder's value), or in a log line.
-func ExpandTemplate(t string) (string, error) {
-	parsed, err := parseTemplate(t)
+// Expand returns what t expands to in this process, without the leading
+// space and the trailing newline: the holder's name as a lock file would
+// give it.
+func Expand(t string) (string, error) {
+	parsed, err := Parse(t)
 	if err != nil {
 		return "", err
 	}
-	content, err := parsed.render(nil)
+	content, err := parsed.Render(nil)
 	if err != nil {
-		return "", fmt.Errorf("lockfile: content template: %w", err)
+		return "", err
 	}
 	return string(content[1 : len(content)-1]), nil
 }
