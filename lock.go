@@ -2,7 +2,6 @@ package lockfile
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 )
@@ -10,7 +9,13 @@ import (
 // errUnsupported reports that the lock cannot be taken here at all: the
 // platform has no file locking that excludes other processes, or the file
 // system refuses to lock.
-var errUnsupported = fmt.Errorf("file locking: %w", errors.ErrUnsupported)
+// errors.Is(errUnsupported, errors.ErrUnsupported) holds.
+var errUnsupported error = unsupported{}
+
+type unsupported struct{}
+
+func (unsupported) Error() string        { return "file locking is not supported" }
+func (unsupported) Is(target error) bool { return target == errors.ErrUnsupported }
 
 // lockMode is the kind of lock a caller asks for.
 type lockMode int
