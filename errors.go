@@ -15,27 +15,17 @@ var ErrLocked = errors.New("locked by another holder")
 var ErrSymlink = errors.New("lock file path is a symbolic link")
 
 // ErrHardLink reports a lock file that may be a hard link to another file:
-// it has more than one name, or it is in a directory where another user
-// could link a file to the path and remove the link again between the
-// lock file's open and any look at it: one owned by another user than the
-// caller or root, or one without the sticky bit that others may write, or
-// a group other than the caller's. [New], [Acquire] and a [WithOnLock] hook
-// refuse both unless [WithHardLinks] is given, before creating or writing
-// a byte. No check guards against the caller's own user, who can write
-// every file the caller can. [NewSimple] and [AcquireSimple] without a
-// hook write nothing and lock such a file.
+// it has a second name, or its directory lets another user add a name and
+// remove it again before the lock call could see it. Such a directory is
+// owned by a user other than the caller or root, or is writable by others
+// (or by a group not the caller's) without the sticky bit. What writes into
+// the file refuses both before creating or writing a byte. The caller's own
+// user is not guarded against: it can write whatever the caller can.
 var ErrHardLink = errors.New("lock file may be a hard link to another file")
 
-// ErrNotRegular reports that the path names something other than a regular
-// file, such as a device or a named pipe, where a regular file is needed:
-// by [New] and [Acquire], which write into it, by a [WithOnLock] hook, and
-// by [Holder]. [NewSimple] and [AcquireSimple] lock such a file as they
-// find it.
-//
-// On Linux, what writes also refuses a file of a file system that is the
-// kernel's interface (procfs, sysfs and the like), where a write is an
-// order to the kernel. Only a file that reports a size of 0 or one page,
-// as those do, is asked about.
+// ErrNotRegular reports a path that names a device, a named pipe, a
+// directory or, on Linux, a file of procfs, sysfs and the like, where a
+// regular file is needed: by what writes into it, and by [Inspect].
 var ErrNotRegular = errors.New("lock file is not a regular file")
 
 // LockError is the error returned when the lock is held by someone else.

@@ -96,19 +96,24 @@ func ExampleWithContentTemplate() {
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "worker.lock")
 
-	lock, err := lockfile.New(path, lockfile.WithContentTemplate("{pid};{hostname}"))
+	// The hook sees the file as written. Read a held lock file only there,
+	// or with Inspect: where locks belong to the process (AIX, Solaris),
+	// opening and closing the file elsewhere would drop the lock.
+	var onDisk []byte
+	lock, err := lockfile.New(path,
+		lockfile.WithContentTemplate("{pid};{hostname}"),
+		lockfile.WithOnLock(func(f *os.File) (err error) {
+			onDisk, err = io.ReadAll(io.NewSectionReader(f, 0, 4096))
+			return err
+		}))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer lock.Close()
 
-	data, err := os.ReadFile(path)
-	if err != nil {
-		log.Fatal(err)
-	}
 	host, _ := os.Hostname()
 	general := strings.NewReplacer(strconv.Itoa(os.Getpid()), "PID", host, "HOST")
-	fmt.Printf("%q\n", general.Replace(string(data)))
+	fmt.Printf("%q\n", general.Replace(string(onDisk)))
 	fmt.Println(general.Replace(lock.Content()))
 	// Output:
 	// " PID;HOST\n"

@@ -37,7 +37,7 @@ const maxRemoved = 100
 
 // lockNowAndLook is lockNow for callers that write into the file, or may:
 // it also describes the locked file. If the file was removed between the
-// open and the lock (see [Deleting a lock file]), it starts over on the file
+// open and the lock, it starts over on the file
 // at the path now.
 func lockNowAndLook(path string, c *config) (sysFile, fileStat, error) {
 	for range maxRemoved {
@@ -144,7 +144,7 @@ func checkRegular(st fileStat, path string) error {
 
 // checkWritable refuses a file that content or a hook must not write into:
 // one that is not a regular file, a kernel interface's, or one with a
-// second name (see [Planted links]).
+// second name.
 func checkWritable(f sysFile, st fileStat, path string, c *config) error {
 	if err := checkRegular(st, path); err != nil {
 		return err

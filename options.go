@@ -68,15 +68,11 @@ func newConfig(opts []Option) (*config, error) {
 	return c, nil
 }
 
-// WithContentTemplate sets what [New] and [Acquire] write into the lock file
-// once they hold the lock. The default is "{pid}".
-//
-// The template uses the field syntax of Python's str.format, as zc.lockfile
-// does: {pid} is the process id, {hostname} the host name (looked up only
-// when the template names it), and {{ and }} are literal braces. Any other
-// field, an empty {}, a format spec such as {pid:>8}, or an unmatched brace
-// makes New and Acquire return an [*OptionError] before the file is opened.
-// [NewSimple] and [AcquireSimple] write no content and refuse this option.
+// WithContentTemplate sets what [New] and [Acquire] write into the lock
+// file, "{pid}" by default. As in zc.lockfile, {pid} is the process id,
+// {hostname} the host name, and {{ and }} are braces; any other field,
+// format spec or unmatched brace is an [*OptionError]. The calls that write
+// no content refuse it.
 func WithContentTemplate(t string) Option {
 	parsed, err := template.Parse(t)
 	if err != nil {
@@ -85,16 +81,11 @@ func WithContentTemplate(t string) Option {
 	return func(c *config) { c.template, c.templateErr = parsed, err }
 }
 
-// WithMode sets the permission bits of a lock file that does not exist yet
-// and is created by this call. The default is 0o644. An existing file keeps
-// its permissions. An exclusive lock opens the file for reading and
-// writing, so a mode without the owner's read and write (0o600), or with
-// bits other than permission bits, makes the call return an [*OptionError].
-//
-// The process umask clears bits of the mode, as it does for os.OpenFile,
-// and is not checked: a umask that clears the owner's read or write makes a
-// file that the first lock creates and later locks by its owner cannot open
-// (root's excepted).
+// WithMode sets the permission bits of a lock file this call creates, less
+// the umask; the default is 0o644. It must include the owner's read and
+// write (0o600) and nothing but permission bits. Anyone who can read a lock
+// file can hold its lock, and so keep a service from starting: use 0o600,
+// or a directory others cannot read, where other users must not.
 func WithMode(perm fs.FileMode) Option {
 	var reason string
 	switch {
@@ -122,17 +113,13 @@ func WithOnLock(fn func(f *os.File) error) Option {
 }
 
 // WithFollowSymlinks allows the last element of the path to be a symbolic
-// link, which is then followed. By default such a path is refused with
-// [ErrSymlink], so that a link planted in a shared directory cannot make a
-// lock write its content into another file.
+// link, which [ErrSymlink] refuses by default.
 func WithFollowSymlinks() Option {
 	return func(c *config) { c.followSymlinks = true }
 }
 
-// WithHardLinks allows [New], [Acquire] and a [WithOnLock] hook to write
-// into a lock file that has more than one name, which they refuse by
-// default with [ErrHardLink]. It is for a lock file that is given two names
-// on purpose; [WithFollowSymlinks] does not imply it.
+// WithHardLinks allows writing into a lock file that may be a hard link to
+// another file, which [ErrHardLink] refuses by default.
 func WithHardLinks() Option {
 	return func(c *config) { c.hardLinks = true }
 }

@@ -2,17 +2,12 @@ package lockfile
 
 import "context"
 
-// NewShared takes a shared lock on the file at path, creating the file if
-// it does not exist, and returns at once. Shared locks are held together,
-// by any number of lock objects and processes; an exclusive lock (this
-// package's other calls, zc.lockfile's, flock -x) excludes them and is
-// excluded by them. If an exclusive lock is held, the error is a
-// [*LockError] naming its holder; an exclusive attempt refused by shared
-// holders gets one with Shared set.
-//
-// A shared lock writes nothing, so [WithContentTemplate] is refused. The
-// file is opened for reading only: a [WithOnLock] hook may read it, and
-// its writes fail.
+// NewShared takes a shared lock on the file at path as [NewSimple] takes an
+// exclusive one. Any number of lock objects and processes hold shared locks
+// together; an exclusive lock (this package's other calls, zc.lockfile's,
+// flock -x) excludes them and is excluded by them, and an exclusive attempt
+// refused by them gets a [*LockError] with Shared set. The file is opened
+// for reading only, and [WithContentTemplate] is refused.
 func NewShared(path string, opts ...Option) (*SimpleLockFile, error) {
 	c, err := newSharedConfig(opts)
 	if err != nil {
@@ -24,9 +19,8 @@ func NewShared(path string, opts ...Option) (*SimpleLockFile, error) {
 // AcquireShared takes a shared lock as [NewShared] does, but while an
 // exclusive lock is held it waits as [AcquireSimple] does.
 //
-// When a lock is released, which waiter gets it is the kernel's choice.
-// Linux's flock(2) gives exclusive waiters no preference: a steady stream
-// of shared holders can keep an exclusive waiter waiting indefinitely.
+// Which waiter gets a released lock is the kernel's choice: on Linux, a
+// steady stream of shared holders can keep an exclusive waiter out.
 func AcquireShared(ctx context.Context, path string, opts ...Option) (*SimpleLockFile, error) {
 	c, err := newSharedConfig(opts)
 	if err != nil {

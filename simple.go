@@ -9,13 +9,9 @@ import (
 )
 
 // SimpleLockFile is a held lock on a lock file. It writes nothing into the
-// file; [WithOnLock] may. Its methods are safe for concurrent use.
-//
-// A zero SimpleLockFile holds no lock, like a closed one. On a nil
-// *SimpleLockFile, Close returns [fs.ErrInvalid], as os.File's does.
-//
-// The lock is held until Close, even if the SimpleLockFile itself is
-// dropped: nothing but Close or the end of the process releases it.
+// file. Its methods are safe for concurrent use, and on a nil
+// *SimpleLockFile they do not panic. The lock is held until Close, even if
+// the SimpleLockFile is dropped.
 type SimpleLockFile struct {
 	path string
 	mu   sync.Mutex
@@ -25,15 +21,9 @@ type SimpleLockFile struct {
 
 // NewSimple takes an exclusive lock on the file at path, creating the file
 // if it does not exist, and returns at once. If someone else holds the
-// lock, the error is a [*LockError] for which errors.Is(err, ErrLocked)
-// holds; other errors wrap the system's, as [os.OpenFile]'s do.
-//
-// NewSimple writes nothing into the file; a [WithOnLock] hook may. It locks
-// whatever the path opens, a device included, and does not look at the file
-// again once it is locked (see [Deleting a lock file]). On Linux it locks a
-// named pipe at once, as opening one for reading and writing waits for no
-// peer; flock(1), which opens it for reading only, waits there for a
-// writer, and zc.lockfile fails on it.
+// lock, the error is a [*LockError]; other errors are [*fs.PathError]
+// values wrapping the system's. It locks whatever the path opens, a device
+// or a named pipe included, and does not look at the file once it is locked.
 func NewSimple(path string, opts ...Option) (*SimpleLockFile, error) {
 	c, err := newSimpleConfig(opts)
 	if err != nil {
@@ -79,8 +69,8 @@ func (l *SimpleLockFile) Path() string {
 }
 
 // Fd returns the file descriptor (on Windows, the handle) that holds the
-// lock. It is valid until Close; closing it or changing its lock breaks the
-// lock. Fd returns ^uintptr(0) for a closed or nil lock.
+// lock, valid until Close; closing it breaks the lock. It returns
+// ^uintptr(0) for a closed or nil lock.
 func (l *SimpleLockFile) Fd() uintptr {
 	if l == nil {
 		return ^uintptr(0)
@@ -94,7 +84,7 @@ func (l *SimpleLockFile) Fd() uintptr {
 }
 
 // Close releases the lock and closes the file, which stays on disk. Closing
-// a closed lock does nothing and returns nil.
+// a closed lock returns nil; closing a nil one, [fs.ErrInvalid].
 func (l *SimpleLockFile) Close() error {
 	if l == nil {
 		return fs.ErrInvalid
@@ -132,15 +122,13 @@ func (l *SimpleLockFile) hold(f sysFile, st fileStat, c *config) (err error) {
 	return nil
 }
 
-// AcquireSimple takes the lock as [NewSimple] does, but if it is held it
-// waits until the holder releases it or ctx is done (see [Waiting]). If ctx
-// ends first, the error is a [*LockError] naming the holder at that moment,
-// for which errors.Is(err, ErrLocked) and errors.Is(err, ctx.Err()) hold. A
-// nil ctx is refused with an error for which errors.Is(err, fs.ErrInvalid)
-// holds.
-//
-// Once locked, the file is checked to be still the one at the path (see
-// [Deleting a lock file]); if not, the wait starts over on the new file.
+// AcquireSimple takes the lock as [NewSimple] does, but while it is held it
+// waits until it is released or ctx is done. The wait blocks in the kernel
+// (on AIX and Solaris, it tries every millisecond), and a call whose ctx
+// ends returns at once, even if the kernel call does not. If ctx ends
+// first, the error is a [*LockError] naming the holder, for which
+// errors.Is(err, ctx.Err()) holds too. A nil ctx is an error matching
+// [fs.ErrInvalid].
 func AcquireSimple(ctx context.Context, path string, opts ...Option) (*SimpleLockFile, error) {
 	c, err := newSimpleConfig(opts)
 	if err != nil {

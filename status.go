@@ -14,15 +14,11 @@ type Status struct {
 }
 
 // Inspect reports whether the lock on the file at path is held, and by
-// whom. It opens the file for reading only and never creates, truncates or
-// writes it: a missing file is a free lock. A symbolic link is refused as
-// [NewSimple] refuses it, and a file that is not a regular file with
-// [ErrNotRegular].
-//
-// Where the system has no call that only asks (flock(2), Windows), Inspect
-// takes a lock for an instant to tell: a lock attempt at that very
-// instant may be refused, and two calls of Inspect at the same instant may
-// see each other as holders.
+// whom, without creating or writing the file: a missing file is a free
+// lock. It refuses what [NewSimple] refuses, and a file that is not a
+// regular file. Where the system cannot ask without locking (flock(2),
+// Windows), it locks for an instant, and a lock attempt at that instant may
+// be refused.
 func Inspect(path string) (Status, error) {
 	if holder, state := heldHere(path, false, readHolder); state != free {
 		st, err := statPath(path, false)
