@@ -1,5 +1,36 @@
 package lockfile
 
+// The platform layer. lock_flock.go, lock_fcntl.go, lock_windows.go and
+// lock_other.go, each with the files beside it (lock_unix.go, sys_*.go,
+// dup_*.go, table_none.go), supply the same primitives, and import nothing
+// from the files above them:
+//
+//	sysFile                       an open lock file: a descriptor or handle
+//	fileStat                      what is known of a file: regular, removed,
+//	                              linked (a second name), sameFile
+//	dirFile                       a directory that names are opened in
+//	openFile(path, flag, perm, followSymlinks) (sysFile, error)
+//	currentDir() dirFile
+//	openTrustedDir(path) (dirFile, name, error)  or ErrHardLink
+//	dirFile.open(name, path, flag, perm, followSymlinks) (sysFile, error)
+//	dirFile.close() error
+//	statPath(path, followSymlinks) (fileStat, error)
+//	sysFile.tryLock(lockMode) error       ErrLocked if held elsewhere
+//	sysFile.waitLock(lockMode) error      blocks until held
+//	sysFile.testLock() (lockState, error) as another lock object sees it
+//	sysFile.detach() bool                 let a blocked waitLock's lock go
+//	sysFile.unlockAndClose() (unlockErr, closeErr error)
+//	sysFile.close() error                 of a file this lock does not hold
+//	sysFile.readAt, writeAt, truncate, stat, handle
+//	sysFile.kernelInterface(fileStat) bool  procfs and the like
+//	sysFile.osFile(name) (*os.File, error)  a duplicate
+//	sysFile.lendFile(name, fn) error      runs a hook on the locked file
+//	heldHere(path, followSymlinks, read) (holder, lockState)
+//	                              a lock of this process's that the kernel
+//	                              would not refuse to another lock object
+//	joinHere(path, followSymlinks, lockMode) (sysFile, bool)
+//	                              joins such a shared lock
+
 import (
 	"errors"
 	"io/fs"

@@ -5,7 +5,6 @@ package lockfile
 import (
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"syscall"
 
@@ -95,26 +94,6 @@ func (f sysFile) testLock() (lockState, error) {
 	return state, f.unlock()
 }
 
-// heldHere reports a lock of this process's that the kernel would not
-// refuse to another lock object: flock(2) refuses every other open file
-// description, so there is none.
-func heldHere(path string, followSymlinks bool, read func(sysFile) string) (string, lockState) {
-	return "", free
-}
-
-// lendFile runs fn with an *os.File of its own on the locked file: a
-// duplicate descriptor, closed when fn returns. The lock stays with the
-// open file description, which the duplicate shares, so fn cannot close
-// the lock's descriptor, and closing its own releases nothing.
-func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
-	file, err := f.osFile(name)
-	if err != nil {
-		return err
-	}
-	defer file.Close()
-	return fn(file)
-}
-
 func (f sysFile) flock(how int) error {
 	err := unix.Flock(f.fd, how)
 	for err == unix.EINTR {
@@ -131,8 +110,3 @@ func (f sysFile) flock(how int) error {
 	}
 	return fmt.Errorf("flock: %w", err)
 }
-
-// joinHere joins a shared lock of this process's without opening the file,
-// where the kernel cannot tell lock objects apart: flock(2) can, so each
-// lock object opens its own.
-func joinHere(path string, followSymlinks bool, m lockMode) (sysFile, bool) { return sysFile{}, false }

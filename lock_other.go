@@ -28,28 +28,25 @@ func (dirFile) open(_, path string, flag int, perm fs.FileMode, followSymlinks b
 
 func (dirFile) close() error { return nil }
 
-func (sysFile) tryLock(lockMode) error                      { return errUnsupported }
-func (sysFile) testLock() (lockState, error)                { return free, errUnsupported }
-func (sysFile) waitLock(lockMode) error                     { return errUnsupported }
-func (sysFile) detach() bool                                { return false }
-func (sysFile) unlockAndClose() (error, error)              { return errUnsupported, nil }
-func (sysFile) close() error                                { return errUnsupported }
-func (sysFile) readAt([]byte, int64) (int, error)           { return 0, errUnsupported }
-func (sysFile) writeAt([]byte, int64) error                 { return errUnsupported }
-func (sysFile) truncate(int64) error                        { return errUnsupported }
-func (sysFile) lendFile(string, func(*os.File) error) error { return errUnsupported }
+func (sysFile) tryLock(lockMode) error            { return errUnsupported }
+func (sysFile) testLock() (lockState, error)      { return free, errUnsupported }
+func (sysFile) waitLock(lockMode) error           { return errUnsupported }
+func (sysFile) detach() bool                      { return false }
+func (sysFile) unlockAndClose() (error, error)    { return errUnsupported, nil }
+func (sysFile) close() error                      { return errUnsupported }
+func (sysFile) readAt([]byte, int64) (int, error) { return 0, errUnsupported }
+func (sysFile) writeAt([]byte, int64) error       { return errUnsupported }
+func (sysFile) truncate(int64) error              { return errUnsupported }
+func (sysFile) osFile(string) (*os.File, error)   { return nil, errUnsupported }
 
-func heldHere(string, bool, func(sysFile) string) (string, lockState) { return "", free }
-func (sysFile) stat() (fileStat, error)                               { return fileStat{}, errUnsupported }
-func (sysFile) kernelInterface(fileStat) bool                         { return false }
-func statPath(string, bool) (fileStat, error)                         { return fileStat{}, errUnsupported }
-func (fileStat) removed() bool                                        { return false }
-func (fileStat) linked() bool                                         { return false }
-func (fileStat) regular() bool                                        { return false }
-func (fileStat) sameFile(fileStat) bool                               { return false }
+func (sysFile) stat() (fileStat, error)       { return fileStat{}, errUnsupported }
+func (sysFile) kernelInterface(fileStat) bool { return false }
+func statPath(string, bool) (fileStat, error) { return fileStat{}, errUnsupported }
+func (fileStat) removed() bool                { return false }
+func (fileStat) linked() bool                 { return false }
+func (fileStat) regular() bool                { return false }
+func (fileStat) sameFile(fileStat) bool       { return false }
 
 type fileStat struct{ size int64 }
 
 func (sysFile) handle() uintptr { return ^uintptr(0) }
-
-func joinHere(string, bool, lockMode) (sysFile, bool) { return sysFile{}, false }

@@ -117,25 +117,6 @@ func (f sysFile) testLock() (lockState, error) {
 	return free, f.unlock()
 }
 
-// heldHere reports a lock of this process's that the kernel would not
-// refuse to another lock object: LockFileEx locks belong to the handle, so
-// there is none.
-func heldHere(path string, followSymlinks bool, read func(sysFile) string) (string, lockState) {
-	return "", free
-}
-
-// lendFile runs fn with an *os.File of its own on the locked file: a
-// duplicate handle, closed when fn returns. The lock stays with the
-// original handle.
-func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
-	file, err := f.osFile(name)
-	if err != nil {
-		return err
-	}
-	defer file.Close()
-	return fn(file)
-}
-
 // waitLock takes the lock, blocking in the kernel until it is free. The
 // handle is opened for synchronous I/O, so LockFileEx returns only once
 // the lock is held.
@@ -282,8 +263,3 @@ func (s fileStat) sameFile(other fileStat) bool {
 func (s fileStat) linked() bool { return s.links > 1 }
 
 func (f sysFile) handle() uintptr { return uintptr(f.h) }
-
-// joinHere joins a shared lock of this process's without opening the file,
-// where the kernel cannot tell lock objects apart: Windows can, so each
-// lock object opens its own.
-func joinHere(path string, followSymlinks bool, m lockMode) (sysFile, bool) { return sysFile{}, false }
