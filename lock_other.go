@@ -16,18 +16,6 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 	return sysFile{}, &fs.PathError{Op: "lock", Path: path, Err: errUnsupported}
 }
 
-type dirFile struct{}
-
-func currentDir() dirFile { return dirFile{} }
-
-func openTrustedDir(path string) (dirFile, string, error) { return dirFile{}, path, nil }
-
-func (dirFile) open(_, path string, flag int, perm fs.FileMode, followSymlinks bool) (sysFile, error) {
-	return openFile(path, flag, perm, followSymlinks)
-}
-
-func (dirFile) close() error { return nil }
-
 func (sysFile) tryLock(lockMode) error            { return errUnsupported }
 func (sysFile) testLock() (lockState, error)      { return free, errUnsupported }
 func (sysFile) waitLock(lockMode) error           { return errUnsupported }

@@ -66,21 +66,6 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 	return sysFile{h}, nil
 }
 
-// A dirFile is a directory that names are opened in. Windows opens paths
-// whole: creating a hard link there needs write access to the file linked
-// to, so a planted link gives no one a file they could not write.
-type dirFile struct{}
-
-func currentDir() dirFile { return dirFile{} }
-
-func openTrustedDir(path string) (dirFile, string, error) { return dirFile{}, path, nil }
-
-func (dirFile) open(_, path string, flag int, perm fs.FileMode, followSymlinks bool) (sysFile, error) {
-	return openFile(path, flag, perm, followSymlinks)
-}
-
-func (dirFile) close() error { return nil }
-
 // The lock covers byte 0 and nothing else, the byte zc.lockfile's
 // msvcrt.locking call locks, so both exclude each other. It is held by the
 // handle: another handle, in this process or another, is refused.

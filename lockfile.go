@@ -72,14 +72,7 @@ func New(path string, opts ...Option) (*LockFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, st, err := lockNowAndLook(path, c)
-	if err != nil {
-		return nil, err
-	}
-	if err := l.hold(f, st, c); err != nil {
-		return nil, err
-	}
-	return l, nil
+	return take(context.Background(), l, path, c, lockNowAndLook)
 }
 
 // newLockFile returns a LockFile, not yet held, with its content rendered,
@@ -161,12 +154,5 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error
 	if err != nil {
 		return nil, err
 	}
-	f, st, err := lockWait(ctx, path, c)
-	if err != nil {
-		return nil, err
-	}
-	if err := l.hold(f, st, c); err != nil {
-		return nil, err
-	}
-	return l, nil
+	return take(ctx, l, path, c, lockWait)
 }

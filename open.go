@@ -1,6 +1,7 @@
 package lockfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,11 +36,31 @@ func lockNow(path string, c *config) (sysFile, error) {
 // as /proc/self/fd/N of a deleted file or a memfd with WithFollowSymlinks.
 const maxRemoved = 100
 
+// A lockFunc locks the file at path as c asks, waiting or not, and
+// describes the locked file: lockNowAndLook or lockWait.
+type lockFunc func(ctx context.Context, path string, c *config) (sysFile, fileStat, error)
+
+// take locks the file at path with lock and hands the locked file to l,
+// which is returned once it holds the lock.
+func take[L interface {
+	hold(sysFile, fileStat, *config) error
+}](ctx context.Context, l L, path string, c *config, lock lockFunc) (L, error) {
+	f, st, err := lock(ctx, path, c)
+	if err == nil {
+		err = l.hold(f, st, c)
+	}
+	if err != nil {
+		var none L
+		return none, err
+	}
+	return l, nil
+}
+
 // lockNowAndLook is lockNow for callers that write into the file, or may:
 // it also describes the locked file. If the file was removed between the
-// open and the lock, it starts over on the file
-// at the path now.
-func lockNowAndLook(path string, c *config) (sysFile, fileStat, error) {
+// open and the lock, it starts over on the file at the path now. It does
+// not wait, so it does not use ctx.
+func lockNowAndLook(_ context.Context, path string, c *config) (sysFile, fileStat, error) {
 	for range maxRemoved {
 		f, err := lockNow(path, c)
 		if err != nil {

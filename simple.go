@@ -41,15 +41,8 @@ func lockSimple(path string, c *config) (*SimpleLockFile, error) {
 		}
 		return &SimpleLockFile{path: path, f: f, held: true}, nil
 	}
-	f, st, err := lockNowAndLook(path, c) // the hook may write
-	if err != nil {
-		return nil, err
-	}
-	l := &SimpleLockFile{path: path}
-	if err := l.hold(f, st, c); err != nil {
-		return nil, err
-	}
-	return l, nil
+	// The hook may write: the file is looked at as New's is.
+	return take(context.Background(), &SimpleLockFile{path: path}, path, c, lockNowAndLook)
 }
 
 func newSimpleConfig(opts []Option) (*config, error) {
@@ -140,13 +133,5 @@ func AcquireSimple(ctx context.Context, path string, opts ...Option) (*SimpleLoc
 // acquireSimple takes a lock that writes no content, waiting while it is held.
 func acquireSimple(ctx context.Context, path string, c *config) (*SimpleLockFile, error) {
 	// Allocated before the wait, not between the release and the caller.
-	l := &SimpleLockFile{path: path}
-	f, st, err := lockWait(ctx, path, c)
-	if err != nil {
-		return nil, err
-	}
-	if err := l.hold(f, st, c); err != nil {
-		return nil, err
-	}
-	return l, nil
+	return take(ctx, &SimpleLockFile{path: path}, path, c, lockWait)
 }

@@ -18,7 +18,7 @@ func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, e
 		return sysFile{}, fileStat{}, &fs.PathError{Op: "lock", Path: path, Err: fmt.Errorf("nil Context: %w", fs.ErrInvalid)}
 	}
 	for {
-		f, st, err := lockNowAndLook(path, c)
+		f, st, err := lockNowAndLook(ctx, path, c)
 		if !errors.Is(err, ErrLocked) {
 			return f, st, err
 		}
