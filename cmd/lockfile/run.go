@@ -196,9 +196,9 @@ func run(args []string) int {
 	if err != nil {
 		return commandFailed(argv[0], err)
 	}
-	// A shared lock opens the file for reading only, which a directory
-	// allows; lockfile locks regular files either way.
-	if info, err := os.Stat(path); err == nil && info.IsDir() {
+	// Like status, run locks only a regular file, even for a shared lock,
+	// which the package takes on whatever it finds.
+	if info, err := os.Stat(path); err == nil && !info.Mode().IsRegular() {
 		return failed(path, &fs.PathError{Op: "open", Path: path, Err: lockfile.ErrNotRegular})
 	}
 	signals := catchSignals()

@@ -499,3 +499,26 @@ func TestRunShared(t *testing.T) {
 	runLockfile(t, "run", "-s", path, "true").check(t, 1, "", "lockfile: "+path+" is held by writer-1\n")
 	runLockfile(t, "run", "-s", "-t", "x", path, "true").check(t, 2, "", "-t with -s")
 }
+
+// A named pipe or a device is refused alike by status, run and run -s,
+// and COMMAND does not run.
+func TestNonRegularFilesAreRefused(t *testing.T) {
+	dir := testDir(t)
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "ran")
+	for _, path := range []string{fifo, os.DevNull} {
+		want := "lockfile: open " + path + ": lock file is not a regular file\n"
+		for _, args := range [][]string{
+			{"status", path}, {"run", path, "touch", marker}, {"run", "-s", path, "touch", marker},
+		} {
+			if r := runLockfile(t, args...); r.code != 125 || r.stdout != "" || r.stderr != want {
+				t.Errorf("lockfile %q: status %d, stdout %q, stderr %q; want 125 and %q",
+					args, r.code, r.stdout, r.stderr, want)
+			}
+		}
+	}
+	assertMissing(t, marker)
+}
