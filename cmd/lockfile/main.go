@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -39,14 +40,16 @@ const (
 const mainHelp = `
 lockfile takes a lock on the file PATH: the lock that the Go package
 github.com/golockfile/lockfile, Python's zc.lockfile and util-linux
-flock(1) take, exclusive, or shared with run -s. It writes who holds the lock into the file, as the package
-and zc.lockfile do, and reads it back for whoever is refused. PATH is a
-regular file, or none yet: unlike flock(1), lockfile does not lock
-directories, which have no content to name a holder.
+flock(1) take, exclusive, or shared with run -s. It writes who holds the
+lock into the file, as the package and zc.lockfile do, and reads it back
+for whoever is refused. PATH is a regular file, or none yet: unlike
+flock(1), lockfile does not lock directories, named pipes or devices,
+which have no content to name a holder.
 
 A holder is printed with control characters and backslashes escaped as in
 a Go string (\x1b, \n, \\), so that content cannot drive the terminal; the
-file keeps the bytes as written.
+file keeps the bytes as written. A path with such characters is printed as
+a quoted Go string.
 
 Commands:
   run     run COMMAND while holding the lock
@@ -161,19 +164,38 @@ func escaped(s string) string {
 		case r == utf8.RuneError && size == 1:
 			fmt.Fprintf(&b, `\x%02x`, s[0])
 		default:
-			quoted := strconv.QuoteRune(r)
-			b.WriteString(quoted[1 : len(quoted)-1])
+			lit := strconv.QuoteRune(r)
+			b.WriteString(lit[1 : len(lit)-1])
 		}
 		s = s[size:]
 	}
 	return b.String()
 }
 
-// failed reports an error of lockfile's own.
+// quoted is s as it is if it is printable text, or else s as a Go string
+// literal, quotes included, so that a path or a name in a message cannot
+// drive the terminal and its ends show.
+func quoted(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// failed reports an error of lockfile's own, naming the file as quoted
+// does.
 func failed(path string, err error) int {
-	fmt.Fprintf(os.Stderr, "lockfile: %v\n", err)
+	msg := err.Error()
+	var pathErr *fs.PathError
+	if errors.As(err, &pathErr) {
+		safe := *pathErr
+		safe.Path = quoted(safe.Path)
+		msg = strings.Replace(msg, pathErr.Error(), safe.Error(), 1)
+	}
+	fmt.Fprintf(os.Stderr, "lockfile: %s\n", msg)
 	if info, statErr := os.Stat(path); statErr == nil && info.IsDir() {
-		fmt.Fprintf(os.Stderr, "lockfile: %s is a directory; lockfile locks a regular file, whose content names the holder\n", path)
+		fmt.Fprintf(os.Stderr, "lockfile: %s is a directory; lockfile locks a regular file, "+
+			"whose content names the holder\n", quoted(path))
 	}
 	return exitFailed
 }

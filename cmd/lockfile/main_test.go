@@ -377,6 +377,26 @@ func TestEscaped(t *testing.T) {
 	}
 }
 
+// A name is printed as it is, backslashes included, unless it holds
+// something that is not printable text: then it is quoted whole.
+func TestQuoted(t *testing.T) {
+	for in, want := range map[string]string{
+		"/var/lock/x.lock":     "/var/lock/x.lock",
+		`C:\dir\x.lock`:        `C:\dir\x.lock`,
+		"/tmp/hôte ü.lock":     "/tmp/hôte ü.lock",
+		"/tmp/a\nb.lock":       `"/tmp/a\nb.lock"`,
+		"/tmp/\x1b[31mred":     `"/tmp/\x1b[31mred"`,
+		`C:\a` + "\tb":         `"C:\\a\tb"`,
+		"/tmp/bad\xff.lock":    `"/tmp/bad\xff.lock"`,
+		"/tmp/\u2028.lock":     `"/tmp/\u2028.lock"`,
+		"/tmp/nbsp\u00a0.lock": `"/tmp/nbsp\u00a0.lock"`,
+	} {
+		if got := quoted(in); got != want {
+			t.Errorf("quoted(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
 func TestStatusOfMissingFileIsFreeAndCreatesNothing(t *testing.T) {
 	path := lockPath(t)
 	runLockfile(t, "status", path).check(t, 0, "free\n", "")

@@ -181,7 +181,8 @@ func run(args []string) int {
 		argv = argv[1:]
 	case len(argv) > 0 && len(argv[0]) > 1 && argv[0][0] == '-':
 		return usageError(flags, fmt.Sprintf(
-			"%s after PATH: options go before PATH (and -- before a COMMAND that starts with -)", argv[0]))
+			"%s after PATH: options go before PATH (and -- before a COMMAND that starts with -)",
+			quoted(argv[0])))
 	}
 	if len(argv) == 0 {
 		return usageError(flags, "no COMMAND given")
@@ -218,7 +219,7 @@ func run(args []string) int {
 	var lockErr *lockfile.LockError
 	switch {
 	case errors.As(r.err, &lockErr):
-		fmt.Fprintf(os.Stderr, "lockfile: %s is %s\n", path, heldBy(lockErr, c.wait))
+		fmt.Fprintf(os.Stderr, "lockfile: %s is %s\n", quoted(path), heldBy(lockErr, c.wait))
 		return c.heldCode
 	case r.err != nil:
 		return failed(path, r.err)
@@ -242,7 +243,7 @@ func takeLock(path string, c runConfig) (*lockfile.SimpleLockFile, error) {
 			if !c.forever {
 				limit = " up to " + c.wait.String()
 			}
-			fmt.Fprintf(os.Stderr, "lockfile: %s is %s; waiting%s\n", path, heldBy(lockErr, 0), limit)
+			fmt.Fprintf(os.Stderr, "lockfile: %s is %s; waiting%s\n", quoted(path), heldBy(lockErr, 0), limit)
 		}
 		ctx := context.Background()
 		if !c.forever {
@@ -253,7 +254,7 @@ func takeLock(path string, c runConfig) (*lockfile.SimpleLockFile, error) {
 		l, err = lockWait(ctx, path, c)
 	}
 	if err == nil && c.verbose {
-		fmt.Fprintf(os.Stderr, "lockfile: locked %s after %v\n", path, time.Since(began).Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "lockfile: locked %s after %v\n", quoted(path), time.Since(began).Round(time.Millisecond))
 	}
 	return l, err
 }
@@ -304,14 +305,14 @@ func heldBy(lockErr *lockfile.LockError, waited time.Duration) string {
 func commandFailed(name string, err error) int {
 	// The name is said once, as a shell says it, not inside Go's wrapping.
 	var execErr *exec.Error
-	var pathErr *fs.PathError
-	switch {
-	case errors.As(err, &execErr):
+	if errors.As(err, &execErr) {
 		err = execErr.Err
-	case errors.As(err, &pathErr):
+	}
+	var pathErr *fs.PathError
+	if errors.As(err, &pathErr) {
 		err = pathErr.Err
 	}
-	fmt.Fprintf(os.Stderr, "lockfile: %s: %v\n", name, err)
+	fmt.Fprintf(os.Stderr, "lockfile: %s: %v\n", quoted(name), err)
 	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 		return exitNotFound
 	}

@@ -25,7 +25,7 @@ import (
 func runLocked(lock *lockfile.SimpleLockFile, command string, argv []string) int {
 	if _, err := unix.FcntlInt(lock.Fd(), unix.F_SETFD, 0); err != nil {
 		lock.Close()
-		fmt.Fprintf(os.Stderr, "lockfile: %s: clearing close-on-exec: %v\n", lock.Path(), err)
+		fmt.Fprintf(os.Stderr, "lockfile: %s: clearing close-on-exec: %v\n", quoted(lock.Path()), err)
 		return exitFailed
 	}
 	err := syscall.Exec(command, argv, os.Environ())

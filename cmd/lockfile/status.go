@@ -60,14 +60,14 @@ func status(args []string) int {
 		return 0
 	case st.Shared:
 		fmt.Println()
-		fmt.Fprintf(os.Stderr, "lockfile: %s is held by shared holders, who write nothing\n", path)
+		fmt.Fprintf(os.Stderr, "lockfile: %s is held by shared holders, who write nothing\n", quoted(path))
 		return 1
 	}
 	// An empty line still tells a script that reads only stdout that the
 	// lock is not free.
 	fmt.Println(escaped(holder))
 	if holder == "" {
-		fmt.Fprintf(os.Stderr, "lockfile: %s is held; the file does not name the holder\n", path)
+		fmt.Fprintf(os.Stderr, "lockfile: %s is held; the file does not name the holder\n", quoted(path))
 	}
 	return 1
 }

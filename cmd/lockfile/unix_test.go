@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -521,4 +522,39 @@ func TestNonRegularFilesAreRefused(t *testing.T) {
 		}
 	}
 	assertMissing(t, marker)
+}
+
+// A path or a COMMAND whose name holds a newline, an escape or a byte that
+// is not UTF-8 is quoted in every message that names it.
+func TestMessagesQuoteUnprintableNames(t *testing.T) {
+	dir := testDir(t)
+	name := "a\nb\x1b[31m\xff"
+	path := filepath.Join(dir, name+".lock")
+	q := strconv.Quote(path)
+	hold(t, path, "holder-1")
+	runLockfile(t, "run", path, "true").check(t, 1, "", "lockfile: "+q+" is held by holder-1\n")
+	runLockfile(t, "run", "-v", "-w", ".1", path, "true").check(t, 1, "",
+		"lockfile: "+q+" is held by holder-1; waiting up to 100ms\nlockfile: "+q+" is still held after 100ms")
+
+	free := filepath.Join(dir, name+"-free.lock")
+	r := runLockfile(t, "run", "-v", free, "true")
+	if r.code != 0 || !strings.HasPrefix(r.stderr, "lockfile: locked "+strconv.Quote(free)+" after ") {
+		t.Errorf("status %d, stderr %q", r.code, r.stderr)
+	}
+
+	missing := filepath.Join(dir, name, "x.lock")
+	runLockfile(t, "run", missing, "true").check(t, 125, "",
+		"lockfile: open "+strconv.Quote(missing)+": no such file or directory\n")
+	sub := filepath.Join(dir, name+"-dir")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runLockfile(t, "status", sub).check(t, 125, "",
+		"lockfile: open "+strconv.Quote(sub)+": lock file is not a regular file\n"+
+			"lockfile: "+strconv.Quote(sub)+" is a directory;")
+
+	command := filepath.Join(dir, name+"-command")
+	runLockfile(t, "run", free, command).check(t, 127, "",
+		"lockfile: "+strconv.Quote(command)+": no such file or directory\n")
+	runLockfile(t, "run", free, "-x\x1b").check(t, 2, "", `lockfile run: "-x\x1b" after PATH`)
 }
