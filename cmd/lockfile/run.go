@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -194,6 +195,16 @@ func run(args []string) int {
 	// A COMMAND that is missing or not executable is reported before the
 	// lock file is created or written.
 	command, err := exec.LookPath(argv[0])
+	if errors.Is(err, exec.ErrDot) && runtime.GOOS != "windows" {
+		// Found through "." or another relative entry in PATH, which the
+		// user put there: a shell runs it, as ./name from ".". (Windows
+		// looks in the current directory unasked; Go refuses that, as
+		// PowerShell does.)
+		if !strings.Contains(command, "/") {
+			command = "./" + command
+		}
+		err = nil
+	}
 	if err != nil {
 		return commandFailed(argv[0], err)
 	}

@@ -3,8 +3,15 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/golockfile/lockfile"
@@ -28,7 +35,95 @@ func runLocked(lock *lockfile.SimpleLockFile, command string, argv []string) int
 		fmt.Fprintf(os.Stderr, "lockfile: %s: clearing close-on-exec: %v\n", quoted(lock.Path()), err)
 		return exitFailed
 	}
-	err := syscall.Exec(command, argv, os.Environ())
+	err := execCommand(command, argv, lockEnv(lock))
 	lock.Close()
 	return commandFailed(argv[0], err)
+}
+
+// The variables that tell COMMAND which descriptor holds the lock, on
+// which path, handed to which process. The package reads them.
+const (
+	fdVar   = "LOCKFILE_FD"
+	pathVar = "LOCKFILE_PATH"
+	pidVar  = "LOCKFILE_PID"
+)
+
+// lockEnv is lockfile's environment with the lock's variables, which
+// replace any it inherited: those of an outer lockfile run name its lock.
+// The pid is lockfile's own, which COMMAND keeps across the exec.
+func lockEnv(lock *lockfile.SimpleLockFile) []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return name == fdVar || name == pathVar || name == pidVar
+	})
+	return append(env,
+		fdVar+"="+strconv.FormatUint(uint64(lock.Fd()), 10),
+		pathVar+"="+lock.Path(),
+		pidVar+"="+strconv.Itoa(os.Getpid()))
+}
+
+// shell runs a COMMAND that the kernel cannot, as execvp does.
+const shell = "/bin/sh"
+
+// execCommand replaces lockfile with command as execvp(3) does, and
+// returns only if that fails, with an error that names the missing file
+// where it is not command itself.
+func execCommand(command string, argv, env []string) error {
+	err := syscall.Exec(command, argv, env)
+	switch err {
+	case syscall.ENOEXEC:
+		// A file of no format the kernel knows is a shell script, unless it
+		// is not text: a NUL in its first line, as a shell judges it,
+		// marks a program for another system, which a shell would run as
+		// commands.
+		if head := fileHead(command); bytes.IndexByte(firstLine(head), 0) >= 0 {
+			return err
+		}
+		if err := syscall.Exec(shell, append([]string{shell, command}, argv[1:]...), env); err != nil {
+			return fmt.Errorf("%s: %w", shell, err)
+		}
+	case syscall.ENOENT:
+		// command was found, so what is missing may be the interpreter
+		// that its "#!" line names.
+		if interp := interpreter(fileHead(command)); interp != "" {
+			if _, statErr := os.Stat(interp); errors.Is(statErr, fs.ErrNotExist) {
+				return fmt.Errorf("interpreter %s: %w", quoted(interp), err)
+			}
+		}
+	}
+	return err
+}
+
+// fileHead is as much of the start of the file as the kernel reads for a
+// "#!" line, or less if the file is shorter or cannot be read.
+func fileHead(name string) []byte {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	head := make([]byte, 256)
+	n, _ := io.ReadFull(f, head)
+	return head[:n]
+}
+
+func firstLine(b []byte) []byte {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i]
+	}
+	return b
+}
+
+// interpreter is the program that a "#!" line at the start of head names,
+// or "" if there is none.
+func interpreter(head []byte) string {
+	rest, ok := bytes.CutPrefix(firstLine(head), []byte("#!"))
+	if !ok {
+		return ""
+	}
+	fields := bytes.FieldsFunc(rest, func(r rune) bool { return r == ' ' || r == '\t' })
+	if len(fields) == 0 {
+		return ""
+	}
+	return string(fields[0])
 }
