@@ -151,3 +151,13 @@ func TestRunSetsTheLockVariables(t *testing.T) {
 		})
 	}
 }
+
+// run -h names the variables that run sets.
+func TestRunHelpNamesTheLockVariables(t *testing.T) {
+	r := runLockfile(t, "run", "-h")
+	for _, name := range []string{fdVar, pathVar, pidVar} {
+		if !strings.Contains(r.stdout, name) {
+			t.Errorf("run -h does not name %s", name)
+		}
+	}
+}

@@ -30,11 +30,21 @@ Options:
 %s
 On Unix, lockfile becomes COMMAND, as flock -F does: it execs COMMAND in
 its own process, so {pid} is COMMAND's process id too, and every signal,
-a ^C included, reaches COMMAND alone, once. COMMAND inherits the open lock
-file, and the lock is held until COMMAND and every process that inherited
-the descriptor from it (a daemon it starts, say) have exited or closed it,
-as with flock(1). On AIX and Solaris, whose locks belong to a process, it
-is held until COMMAND itself exits or closes it.
+a ^C included, reaches COMMAND alone, once. No process of lockfile's is
+left, so nothing watches for the lock file's removal. COMMAND is found
+and run as execvp(3) does: a text file without "#!" runs with /bin/sh.
+
+COMMAND inherits the lock file open on descriptor $LOCKFILE_FD, with
+LOCKFILE_PATH set to PATH and LOCKFILE_PID to COMMAND's process id; a
+nested lockfile run sets its own, naming the inner lock. The lock is held
+until COMMAND and every process that inherited the descriptor (a daemon
+it starts, say) have exited or closed it, as with flock(1). A script
+that reuses the number (exec 3>file when LOCKFILE_FD is 3) drops the
+lock. Record locks (AIX, Solaris, -tags lockfile_fcntl) belong to
+COMMAND's process, and a close of any descriptor of the file drops them:
+a COMMAND that opens and closes the file itself (a shell's read x <PATH)
+drops the lock, unless it is a Go program using the package, which reads
+these variables.
 
 Signals ignored when lockfile starts stay ignored in COMMAND where Go lets
 a program know of them: SIGHUP (nohup), SIGINT, and with it SIGQUIT, as a
