@@ -318,6 +318,21 @@ func (p *proc) readyPID(t *testing.T) int {
 	return 0
 }
 
+// signalThenStop sends sigs to untilScript's process pid, then creates
+// its file stop. An ignored signal is discarded when sent; one that is not
+// ends the script before it can see the file.
+func signalThenStop(t *testing.T, pid int, stop string, sigs ...syscall.Signal) {
+	t.Helper()
+	for _, sig := range sigs {
+		if err := syscall.Kill(pid, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A shell starts a background job with SIGINT and SIGQUIT ignored, and
 // they stay ignored in COMMAND.
 func TestBackgroundJobKeepsIntAndQuitIgnored(t *testing.T) {
@@ -326,16 +341,7 @@ func TestBackgroundJobKeepsIntAndQuitIgnored(t *testing.T) {
 	p := start(t, exec.Command("sh", "-c", `"$0" run "$1" sh -c "$2" "$3" & wait $!; echo "status $?"`,
 		binary, path, untilScript, stop))
 	pid := p.readyPID(t)
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGQUIT} {
-		if err := syscall.Kill(pid, sig); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// An ignored signal is discarded when sent; one that is not ends
-	// the script before it can see the file.
-	if err := os.WriteFile(stop, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	signalThenStop(t, pid, stop, syscall.SIGINT, syscall.SIGQUIT)
 	p.wait(t).check(t, 0, fmt.Sprintf("ready %d\nsurvived\nstatus 0\n", pid), "")
 }
 
@@ -345,14 +351,7 @@ func TestNohupKeepsHupIgnored(t *testing.T) {
 	stop := filepath.Join(filepath.Dir(path), "stop")
 	p := start(t, exec.Command("nohup", binary, "run", path, "sh", "-c", untilScript, stop))
 	pid := p.readyPID(t)
-	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	// An ignored signal is discarded when sent; one that is not ends
-	// the script before it can see the file.
-	if err := os.WriteFile(stop, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	signalThenStop(t, pid, stop, syscall.SIGHUP)
 	p.wait(t).check(t, 0, fmt.Sprintf("ready %d\nsurvived\n", pid), "")
 }
 
