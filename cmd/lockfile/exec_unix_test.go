@@ -135,7 +135,8 @@ func TestRunSetsTheLockVariables(t *testing.T) {
 			r := start(t, cmd).wait(t)
 			lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
 			if r.code != 0 || len(lines) != 5 {
-				t.Fatalf("status %d, stdout %q, stderr %q; want the three variables once each", r.code, r.stdout, r.stderr)
+				t.Fatalf("status %d, stdout %q, stderr %q; want the three variables once each",
+					r.code, r.stdout, r.stderr)
 			}
 			fd, fdErr := strconv.Atoi(strings.TrimPrefix(lines[0], "LOCKFILE_FD="))
 			want := []string{
@@ -146,7 +147,8 @@ func TestRunSetsTheLockVariables(t *testing.T) {
 				"descriptor: the file at the path, " + tc.mode + " <nil>",
 			}
 			if fdErr != nil || fd < 3 || strings.Join(lines, "\n") != strings.Join(want, "\n") {
-				t.Fatalf("COMMAND printed\n%s\nwant\n%s\nwith a descriptor above 2", r.stdout, strings.Join(want, "\n"))
+				t.Fatalf("COMMAND printed\n%s\nwant\n%s\nwith a descriptor above 2",
+					r.stdout, strings.Join(want, "\n"))
 			}
 		})
 	}

@@ -81,7 +81,8 @@ func lockfileMain(args []string) int {
 
 // mainUsage is the usage of lockfile: the synopses of its commands.
 func mainUsage() string {
-	return "usage: " + synopsis(runFlags(new(runConfig))) + "\n       " + synopsis(statusFlags()) + "\n"
+	run, status := synopsis(runFlags(new(runConfig))), synopsis(statusFlags())
+	return "usage: " + run + "\n       " + status + "\n"
 }
 
 // synopsis is a command's usage line, built from its flags. The flags'
@@ -176,7 +177,8 @@ func escaped(s string) string {
 // literal, quotes included, so that a path or a name in a message cannot
 // drive the terminal and its ends show.
 func quoted(s string) string {
-	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+	unprintable := func(r rune) bool { return !unicode.IsPrint(r) }
+	if utf8.ValidString(s) && strings.IndexFunc(s, unprintable) < 0 {
 		return s
 	}
 	return strconv.Quote(s)

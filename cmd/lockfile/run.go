@@ -83,38 +83,44 @@ type runConfig struct {
 func runFlags(c *runConfig) *flag.FlagSet {
 	*c = runConfig{template: "{pid}", heldCode: 1}
 	flags := flag.NewFlagSet("run", flag.ContinueOnError)
-	flags.Func("E", "exit with status `CODE`, 0 to 255, if the lock is held (default 1)", func(s string) error {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 || n > 255 {
-			return errors.New("not an exit status from 0 to 255")
-		}
-		c.heldCode = n
-		return nil
-	})
-	flags.Func("t", "write `TEMPLATE` into PATH: {pid} is the process id, {hostname}\n"+
-		"the host name, {{ and }} are braces (default \"{pid}\")", func(s string) error {
-		if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
-			r, _ := utf8.DecodeRuneInString(s[i:])
-			return fmt.Errorf("a control character, %s: the holder is one line of text", strconv.QuoteRune(r))
-		}
-		if _, err := lockfile.ExpandTemplate(s); err != nil {
-			var optErr *lockfile.OptionError
-			if errors.As(err, &optErr) {
-				return errors.New(optErr.Reason)
+	flags.Func("E", "exit with status `CODE`, 0 to 255, if the lock is held (default 1)",
+		func(s string) error {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 || n > 255 {
+				return errors.New("not an exit status from 0 to 255")
 			}
-			return err
-		}
-		c.template, c.tflag = s, true
-		return nil
-	})
-	flags.BoolVar(&c.shared, "s", false, "take a shared lock, which others may share and an exclusive lock\n"+
-		"excludes; it writes no content, so -t cannot go with it")
-	flags.BoolVar(&c.verbose, "v", false, "say on standard error whom it waits for, and how long it waited")
+			c.heldCode = n
+			return nil
+		})
+	flags.Func("t", "write `TEMPLATE` into PATH: {pid} is the process id, {hostname}\n"+
+		"the host name, {{ and }} are braces (default \"{pid}\")",
+		func(s string) error {
+			if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
+				r, _ := utf8.DecodeRuneInString(s[i:])
+				return fmt.Errorf("a control character, %s: the holder is one line of text",
+					strconv.QuoteRune(r))
+			}
+			if _, err := lockfile.ExpandTemplate(s); err != nil {
+				var optErr *lockfile.OptionError
+				if errors.As(err, &optErr) {
+					return errors.New(optErr.Reason)
+				}
+				return err
+			}
+			c.template, c.tflag = s, true
+			return nil
+		})
+	flags.BoolVar(&c.shared, "s", false,
+		"take a shared lock, which others may share and an exclusive lock\n"+
+			"excludes; it writes no content, so -t cannot go with it")
+	flags.BoolVar(&c.verbose, "v", false,
+		"say on standard error whom it waits for, and how long it waited")
 	flags.Func("w", "wait up to `DURATION` for a held lock: seconds (10, .5), a Go\n"+
-		"duration (1m30s), or inf for no limit (default 0: do not wait)", func(s string) (err error) {
-		c.wait, c.forever, err = parseWait(s)
-		return err
-	})
+		"duration (1m30s), or inf for no limit (default 0: do not wait)",
+		func(s string) (err error) {
+			c.wait, c.forever, err = parseWait(s)
+			return err
+		})
 	return flags
 }
 
@@ -264,7 +270,8 @@ func takeLock(path string, c runConfig) (*lockfile.SimpleLockFile, error) {
 			if !c.forever {
 				limit = " up to " + c.wait.String()
 			}
-			fmt.Fprintf(os.Stderr, "lockfile: %s is %s; waiting%s\n", quoted(path), heldBy(lockErr, 0), limit)
+			fmt.Fprintf(os.Stderr, "lockfile: %s is %s; waiting%s\n",
+				quoted(path), heldBy(lockErr, 0), limit)
 		}
 		ctx := context.Background()
 		if !c.forever {
@@ -275,7 +282,8 @@ func takeLock(path string, c runConfig) (*lockfile.SimpleLockFile, error) {
 		l, err = lockWait(ctx, path, c)
 	}
 	if err == nil && c.verbose {
-		fmt.Fprintf(os.Stderr, "lockfile: locked %s after %v\n", quoted(path), time.Since(began).Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "lockfile: locked %s after %v\n",
+			quoted(path), time.Since(began).Round(time.Millisecond))
 	}
 	return l, err
 }

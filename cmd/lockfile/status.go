@@ -60,7 +60,8 @@ func status(args []string) int {
 		return 0
 	case st.Shared:
 		fmt.Println()
-		fmt.Fprintf(os.Stderr, "lockfile: %s is held by shared holders, who write nothing\n", quoted(path))
+		fmt.Fprintf(os.Stderr, "lockfile: %s is held by shared holders, who write nothing\n",
+			quoted(path))
 		return 1
 	}
 	// An empty line still tells a script that reads only stdout that the

@@ -111,7 +111,8 @@ func TestRunRefusesHeldLock(t *testing.T) {
 
 func TestRunFailsWhenPathCannotBeOpened(t *testing.T) {
 	path := filepath.Join(testDir(t), "no-such-dir", "test.lock")
-	runLockfile(t, "run", path, "--", "true").check(t, 125, "", "lockfile: open "+path+": no such file or directory\n")
+	runLockfile(t, "run", path, "--", "true").
+		check(t, 125, "", "lockfile: open "+path+": no such file or directory\n")
 }
 
 func TestRunWaits(t *testing.T) {
@@ -152,7 +153,8 @@ func (p *proc) stderrHas(t *testing.T, want string) {
 	t.Helper()
 	for deadline := time.Now().Add(patience); !strings.Contains(p.stderr.String(), want); {
 		if time.Now().After(deadline) {
-			t.Fatalf("%v did not say %q on stderr in %v; it said %q", p.cmd.Args, want, patience, p.stderr.String())
+			t.Fatalf("%v did not say %q on stderr in %v; it said %q",
+				p.cmd.Args, want, patience, p.stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -166,7 +168,8 @@ func TestVerboseSaysWhomItWaitsForAndHowLong(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	l.Close()
 	r := p.wait(t)
-	took := regexp.MustCompile(`\nlockfile: locked ` + regexp.QuoteMeta(path) + ` after (\S+)\n$`).FindStringSubmatch(r.stderr)
+	locked := `lockfile: locked ` + regexp.QuoteMeta(path) + ` after `
+	took := regexp.MustCompile(`\n` + locked + `(\S+)\n$`).FindStringSubmatch(r.stderr)
 	if r.code != 0 || took == nil {
 		t.Fatalf("status %d, stderr %q; want it to say how long it waited", r.code, r.stderr)
 	}
@@ -175,7 +178,7 @@ func TestVerboseSaysWhomItWaitsForAndHowLong(t *testing.T) {
 	}
 	// Without a wait, it says it took the lock.
 	r = runLockfile(t, "run", "-v", path, "true")
-	if r.code != 0 || !regexp.MustCompile(`^lockfile: locked `+regexp.QuoteMeta(path)+` after [0-9.]+m?s\n$`).MatchString(r.stderr) {
+	if r.code != 0 || !regexp.MustCompile(`^`+locked+`[0-9.]+m?s\n$`).MatchString(r.stderr) {
 		t.Fatalf("status %d, stderr %q", r.code, r.stderr)
 	}
 }
@@ -191,7 +194,8 @@ func TestRunCommandThatCannotRun(t *testing.T) {
 		code    int
 		stderr  string
 	}{
-		{"no-such-command-here", 127, "lockfile: no-such-command-here: executable file not found in $PATH\n"},
+		{"no-such-command-here", 127,
+			"lockfile: no-such-command-here: executable file not found in $PATH\n"},
 		{filepath.Join(dir, "missing"), 127, "no such file or directory"},
 		{notExecutable, 126, "permission denied"},
 		{dir, 126, "is a directory"},
@@ -214,7 +218,9 @@ func TestRunCommandThatCannotRun(t *testing.T) {
 }
 
 // waitStatus is how p's process ended.
-func (p *proc) waitStatus() syscall.WaitStatus { return p.cmd.ProcessState.Sys().(syscall.WaitStatus) }
+func (p *proc) waitStatus() syscall.WaitStatus {
+	return p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+}
 
 func (p *proc) killedBy(t *testing.T, sig syscall.Signal) {
 	t.Helper()
@@ -235,7 +241,8 @@ func TestCommandKilledBySignal(t *testing.T) {
 
 // signalScript traps signal $1 and, when it comes, asks lockfile ($2)
 // whether the lock on $3 is still held, before it exits.
-const signalScript = `trap 'echo "got $1"; "$2" status "$3" >/dev/null; echo "status $?"; exit 7' "$1"
+const signalScript = `trap 'echo "got $1"; "$2" status "$3" >/dev/null; echo "status $?"; exit 7' \
+  "$1"
 echo ready
 while :; do sleep 0.05; done`
 
@@ -243,8 +250,8 @@ while :; do sleep 0.05; done`
 func TestSignalsReachCommand(t *testing.T) {
 	for name, sig := range map[string]syscall.Signal{
 		"INT": syscall.SIGINT, "TERM": syscall.SIGTERM, "HUP": syscall.SIGHUP, "QUIT": syscall.SIGQUIT,
-		"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "ALRM": syscall.SIGALRM, "WINCH": syscall.SIGWINCH,
-		"PIPE": syscall.SIGPIPE,
+		"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "ALRM": syscall.SIGALRM,
+		"WINCH": syscall.SIGWINCH, "PIPE": syscall.SIGPIPE,
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := lockPath(t)
@@ -267,8 +274,8 @@ func TestSignalsReachCommand(t *testing.T) {
 func TestCtrlCStopsTheScript(t *testing.T) {
 	needProgram(t, "bash")
 	path := lockPath(t)
-	cmd := exec.Command("bash", "-c", `"$0" run "$1" sh -c 'echo ready; exec sleep 30'; echo "went on after $?"`,
-		binary, path)
+	cmd := exec.Command("bash", "-c",
+		`"$0" run "$1" sh -c 'echo ready; exec sleep 30'; echo "went on after $?"`, binary, path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := start(t, cmd)
 	p.expect(t, "ready")
@@ -284,7 +291,8 @@ func TestCtrlCStopsTheScript(t *testing.T) {
 
 func TestCtrlCIsDeliveredOnce(t *testing.T) {
 	path := lockPath(t)
-	cmd := exec.Command(binary, "run", path, "sh", "-c", `n=0; trap 'n=$((n+1)); [ $n = 1 ] && echo got' INT
+	cmd := exec.Command(binary, "run", path, "sh", "-c", `n=0
+trap 'n=$((n+1)); [ $n = 1 ] && echo got' INT
 echo ready; until read line && [ "$line" = done ]; do :; done; echo "count $n"`)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := start(t, cmd)
@@ -454,7 +462,8 @@ cat "$log"`
 func TestKilledRunNeverOverlapsTheNext(t *testing.T) {
 	needProgram(t, "bash")
 	for _, sig := range []syscall.Signal{
-		syscall.SIGKILL, syscall.SIGABRT, syscall.SIGTRAP, syscall.SIGSYS, syscall.SIGSEGV, syscall.SIGTERM,
+		syscall.SIGKILL, syscall.SIGABRT, syscall.SIGTRAP,
+		syscall.SIGSYS, syscall.SIGSEGV, syscall.SIGTERM,
 	} {
 		for _, logger := range []string{"self", "child"} {
 			if logger == "child" && recordLocks {
@@ -464,7 +473,8 @@ func TestKilledRunNeverOverlapsTheNext(t *testing.T) {
 				t.Parallel()
 				dir := testDir(t)
 				lock, log := filepath.Join(dir, "test.lock"), filepath.Join(dir, "log")
-				cmd := exec.Command("bash", "-c", overlapScript, binary, lock, log, unix.SignalName(sig)[3:], logger)
+				cmd := exec.Command("bash", "-c", overlapScript,
+					binary, lock, log, unix.SignalName(sig)[3:], logger)
 				cmd.Dir = dir
 				first := "start 1\n"
 				if logger == "child" {
@@ -496,7 +506,8 @@ func TestRunShared(t *testing.T) {
 	reader.Close()
 
 	hold(t, path, "writer-1")
-	runLockfile(t, "run", "-s", path, "true").check(t, 1, "", "lockfile: "+path+" is held by writer-1\n")
+	runLockfile(t, "run", "-s", path, "true").
+		check(t, 1, "", "lockfile: "+path+" is held by writer-1\n")
 	runLockfile(t, "run", "-s", "-t", "x", path, "true").check(t, 2, "", "-t with -s")
 }
 
@@ -533,7 +544,8 @@ func TestMessagesQuoteUnprintableNames(t *testing.T) {
 	hold(t, path, "holder-1")
 	runLockfile(t, "run", path, "true").check(t, 1, "", "lockfile: "+q+" is held by holder-1\n")
 	runLockfile(t, "run", "-v", "-w", ".1", path, "true").check(t, 1, "",
-		"lockfile: "+q+" is held by holder-1; waiting up to 100ms\nlockfile: "+q+" is still held after 100ms")
+		"lockfile: "+q+" is held by holder-1; waiting up to 100ms\n"+
+			"lockfile: "+q+" is still held after 100ms")
 
 	free := filepath.Join(dir, name+"-free.lock")
 	r := runLockfile(t, "run", "-v", free, "true")
