@@ -210,17 +210,7 @@ func run(args []string) int {
 
 	// A COMMAND that is missing or not executable is reported before the
 	// lock file is created or written.
-	command, err := exec.LookPath(argv[0])
-	if errors.Is(err, exec.ErrDot) && runtime.GOOS != "windows" {
-		// Found through "." or another relative entry in PATH, which the
-		// user put there: a shell runs it, as ./name from ".". (Windows
-		// looks in the current directory unasked; Go refuses that, as
-		// PowerShell does.)
-		if !strings.Contains(command, "/") {
-			command = "./" + command
-		}
-		err = nil
-	}
+	command, err := findCommand(argv[0])
 	if err != nil {
 		return commandFailed(argv[0], err)
 	}
@@ -252,6 +242,21 @@ func run(args []string) int {
 		return failed(path, r.err)
 	}
 	return runLocked(r.lock, command, argv)
+}
+
+// findCommand finds COMMAND as a shell does: in PATH unless name has a
+// slash, relative entries of PATH included, which the user put there (a
+// command found through "." is ./name). Windows looks in the current
+// directory unasked, which Go refuses there, as PowerShell does.
+func findCommand(name string) (string, error) {
+	command, err := exec.LookPath(name)
+	if errors.Is(err, exec.ErrDot) && runtime.GOOS != "windows" {
+		if !strings.Contains(command, "/") {
+			command = "./" + command
+		}
+		return command, nil
+	}
+	return command, err
 }
 
 type lockResult struct {
