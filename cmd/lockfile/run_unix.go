@@ -41,7 +41,9 @@ func runLocked(lock *lockfile.SimpleLockFile, command string, argv []string) int
 }
 
 // The variables that tell COMMAND which descriptor holds the lock, on
-// which path, handed to which process. The package reads them.
+// which path, handed to which process: the package adopts the lock from
+// them in a Go COMMAND, so that its own opens and closes keep a record
+// lock. A shared lock's descriptor is open for reading only.
 const (
 	fdVar   = "LOCKFILE_FD"
 	pathVar = "LOCKFILE_PATH"
