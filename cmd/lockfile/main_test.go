@@ -237,10 +237,13 @@ func assertMissing(t *testing.T, path string) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"run", "-h"}, {"status", "--help"}} {
+	for _, args := range [][]string{
+		{"-h"}, {"--help"}, {"help"}, {"run", "-h"}, {"status", "--help"},
+	} {
 		r := runLockfile(t, args...)
 		if r.code != 0 || r.stderr != "" || !strings.HasPrefix(r.stdout, "usage: lockfile ") {
-			t.Errorf("lockfile %s: status %d, stdout %q, stderr %q", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+			t.Errorf("lockfile %s: status %d, stdout %q, stderr %q",
+				strings.Join(args, " "), r.code, r.stdout, r.stderr)
 		}
 	}
 }
@@ -262,18 +265,23 @@ func TestHelpComesFromTheFlags(t *testing.T) {
 	if n < 4 || !strings.Contains(defaults.String(), "inf for no limit") {
 		t.Fatalf("run's flag set has %d flags; PrintDefaults says %q", n, defaults.String())
 	}
-	wantSynopsis := "usage: lockfile run [-E CODE] [-s] [-t TEMPLATE] [-v] [-w DURATION] PATH [--] COMMAND [ARG...]\n"
+	wantSynopsis := "usage: lockfile run [-E CODE] [-s] [-t TEMPLATE] [-v] [-w DURATION] " +
+		"PATH [--] COMMAND [ARG...]\n"
 	r := runLockfile(t, "run", "-h")
-	if !strings.HasPrefix(r.stdout, wantSynopsis) || !strings.Contains(r.stdout, "\nOptions:\n"+defaults.String()+"\n") {
-		t.Errorf("run -h does not start with %q and list the flags as PrintDefaults does:\n%s", wantSynopsis, r.stdout)
+	options := "\nOptions:\n" + defaults.String() + "\n"
+	if !strings.HasPrefix(r.stdout, wantSynopsis) || !strings.Contains(r.stdout, options) {
+		t.Errorf("run -h does not start with %q and list the flags as PrintDefaults does:\n%s",
+			wantSynopsis, r.stdout)
 	}
 	r = runLockfile(t, "-h")
-	if !strings.HasPrefix(r.stdout, strings.Replace(wantSynopsis, "\n", "\n       lockfile status PATH\n", 1)) {
+	both := strings.Replace(wantSynopsis, "\n", "\n       lockfile status PATH\n", 1)
+	if !strings.HasPrefix(r.stdout, both) {
 		t.Errorf("lockfile -h does not start with both synopses:\n%s", r.stdout)
 	}
 	r = runLockfile(t, "run", "-E", "x", "test.lock", "true")
 	if r.code != 2 || !strings.Contains(r.stderr, "\n"+wantSynopsis) {
-		t.Errorf("a usage error of run: status %d, stderr %q; want the synopsis %q", r.code, r.stderr, wantSynopsis)
+		t.Errorf("a usage error of run: status %d, stderr %q; want the synopsis %q",
+			r.code, r.stderr, wantSynopsis)
 	}
 }
 
@@ -292,7 +300,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", path, "-w", "1s", "--", "true"}, "-w after PATH: options go before PATH"},
 		{[]string{"run", path, "-w", "1s", "true"}, "-w after PATH: options go before PATH"},
 		{[]string{"run", "-x", path, "--", "true"}, "flag provided but not defined: -x"},
-		{[]string{"run", "-w", "soon", path, "--", "true"}, "not a wait; give seconds (10, .5), a duration (1m30s) or inf"},
+		{[]string{"run", "-w", "soon", path, "--", "true"},
+			"not a wait; give seconds (10, .5), a duration (1m30s) or inf"},
 		{[]string{"run", "-w", "-1s", path, "--", "true"}, "a negative wait"},
 		{[]string{"run", "-w", "-1", path, "--", "true"}, "a negative wait"},
 		{[]string{"run", "-w", "99999999h", path, "--", "true"}, "longer than the longest wait"},
@@ -300,7 +309,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "-E", "256", path, "--", "true"}, "not an exit status from 0 to 255"},
 		{[]string{"run", "-t", "{user}", path, "--", "true"}, "unknown field {user}"},
 		{[]string{"run", "-t", "{pid", path, "--", "true"}, "unmatched '{'"},
-		{[]string{"run", "-t", "{pid}\n{hostname}", path, "--", "true"}, `a control character, '\n': the holder is one line`},
+		{[]string{"run", "-t", "{pid}\n{hostname}", path, "--", "true"},
+			`a control character, '\n': the holder is one line`},
 		{[]string{"run", "-t", "\x1b]0;title\a", path, "--", "true"}, `a control character, '\x1b'`},
 		{[]string{"status"}, "lockfile status: no PATH given"},
 		{[]string{"status", path, path}, "after PATH"},
@@ -309,7 +319,8 @@ func TestUsageErrors(t *testing.T) {
 		r := runLockfile(t, tc.args...)
 		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, tc.want) ||
 			!strings.Contains(r.stderr, "\nusage: lockfile ") {
-			t.Errorf("lockfile %q: status %d, stdout %q, stderr %q; want status 2 and a usage message saying %q",
+			t.Errorf("lockfile %q: status %d, stdout %q, stderr %q; "+
+				"want status 2 and a usage message saying %q",
 				tc.args, r.code, r.stdout, r.stderr, tc.want)
 		}
 	}
@@ -352,9 +363,11 @@ func TestParseWait(t *testing.T) {
 		wait, forever, err := parseWait(tc.in)
 		switch {
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
-			t.Errorf("parseWait(%q) = %v, %v, %v; want an error saying %q", tc.in, wait, forever, err, tc.err)
+			t.Errorf("parseWait(%q) = %v, %v, %v; want an error saying %q",
+				tc.in, wait, forever, err, tc.err)
 		case tc.err == "" && (err != nil || wait != tc.wait || forever != tc.forever):
-			t.Errorf("parseWait(%q) = %v, %v, %v; want %v, %v", tc.in, wait, forever, err, tc.wait, tc.forever)
+			t.Errorf("parseWait(%q) = %v, %v, %v; want %v, %v",
+				tc.in, wait, forever, err, tc.wait, tc.forever)
 		}
 	}
 }
@@ -373,6 +386,26 @@ func TestEscaped(t *testing.T) {
 	} {
 		if got := escaped(in); got != want {
 			t.Errorf("escaped(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A name is printed as it is, backslashes included, unless it holds
+// something that is not printable text: then it is quoted whole.
+func TestQuoted(t *testing.T) {
+	for in, want := range map[string]string{
+		"/var/lock/x.lock":     "/var/lock/x.lock",
+		`C:\dir\x.lock`:        `C:\dir\x.lock`,
+		"/tmp/hôte ü.lock":     "/tmp/hôte ü.lock",
+		"/tmp/a\nb.lock":       `"/tmp/a\nb.lock"`,
+		"/tmp/\x1b[31mred":     `"/tmp/\x1b[31mred"`,
+		`C:\a` + "\tb":         `"C:\\a\tb"`,
+		"/tmp/bad\xff.lock":    `"/tmp/bad\xff.lock"`,
+		"/tmp/\u2028.lock":     `"/tmp/\u2028.lock"`,
+		"/tmp/nbsp\u00a0.lock": `"/tmp/nbsp\u00a0.lock"`,
+	} {
+		if got := quoted(in); got != want {
+			t.Errorf("quoted(%q) = %s, want %s", in, got, want)
 		}
 	}
 }
@@ -434,7 +467,8 @@ func TestStatusOfHolderThatWroteNothing(t *testing.T) {
 // content to name the holder. Both commands say so.
 func TestDirectoriesAreRefused(t *testing.T) {
 	dir := testDir(t)
-	hint := "lockfile: " + dir + " is a directory; lockfile locks a regular file, whose content names the holder\n"
+	hint := "lockfile: " + dir +
+		" is a directory; lockfile locks a regular file, whose content names the holder\n"
 	runLockfile(t, "status", dir).check(t, 125, "", "not a regular file")
 	runLockfile(t, "status", dir).check(t, 125, "", hint)
 	runLockfile(t, "run", dir, "--", binary, "-h").check(t, 125, "", hint)
@@ -447,5 +481,6 @@ func TestHolderIsPrintedEscaped(t *testing.T) {
 	path := lockPath(t)
 	hold(t, path, "\x1b]0;pwned\a;web-1")
 	runLockfile(t, "status", path).check(t, 1, `\x1b]0;pwned\a;web-1`+"\n", "")
-	runLockfile(t, "run", path, "--", binary, "-h").check(t, 1, "", `is held by \x1b]0;pwned\a;web-1`+"\n")
+	runLockfile(t, "run", path, "--", binary, "-h").
+		check(t, 1, "", `is held by \x1b]0;pwned\a;web-1`+"\n")
 }

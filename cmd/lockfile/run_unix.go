@@ -3,10 +3,15 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
-	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/golockfile/lockfile"
@@ -27,63 +32,100 @@ import (
 func runLocked(lock *lockfile.SimpleLockFile, command string, argv []string) int {
 	if _, err := unix.FcntlInt(lock.Fd(), unix.F_SETFD, 0); err != nil {
 		lock.Close()
-		fmt.Fprintf(os.Stderr, "lockfile: %s: clearing close-on-exec: %v\n", lock.Path(), err)
+		fmt.Fprintf(os.Stderr, "lockfile: %s: clearing close-on-exec: %v\n", quoted(lock.Path()), err)
 		return exitFailed
 	}
-	err := syscall.Exec(command, argv, os.Environ())
+	err := execCommand(command, argv, lockEnv(lock))
 	lock.Close()
 	return commandFailed(argv[0], err)
 }
 
-// caughtSignals are the signals that end a program by default but that the
-// Go runtime answers otherwise, with a stack dump (SIGQUIT, SIGABRT,
-// SIGTRAP...) or not at all (SIGUSR1, SIGPIPE...). SIGHUP, SIGINT and
-// SIGTERM are not among them: the runtime dies of those itself. Nor is
-// SIGPROF, which the runtime keeps for its profiler.
-func caughtSignals() []syscall.Signal {
-	return append([]syscall.Signal{
-		syscall.SIGQUIT, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGABRT, syscall.SIGBUS,
-		syscall.SIGFPE, syscall.SIGSEGV, syscall.SIGSYS, syscall.SIGUSR1, syscall.SIGUSR2,
-		syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGVTALRM,
-	}, osCaughtSignals()...)
+// The variables that tell COMMAND which descriptor holds the lock, on
+// which path, handed to which process: the package adopts the lock from
+// them in a Go COMMAND, so that its own opens and closes keep a record
+// lock. A shared lock's descriptor is open for reading only.
+const (
+	fdVar   = "LOCKFILE_FD"
+	pathVar = "LOCKFILE_PATH"
+	pidVar  = "LOCKFILE_PID"
+)
+
+// lockEnv is lockfile's environment with the lock's variables, which
+// replace any it inherited: those of an outer lockfile run name its lock.
+// The pid is lockfile's own, which COMMAND keeps across the exec.
+func lockEnv(lock *lockfile.SimpleLockFile) []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return name == fdVar || name == pathVar || name == pidVar
+	})
+	return append(env,
+		fdVar+"="+strconv.FormatUint(uint64(lock.Fd()), 10),
+		pathVar+"="+lock.Path(),
+		pidVar+"="+strconv.Itoa(os.Getpid()))
 }
 
-// catchSignals returns the channel on which the caught signals arrive
-// until lockfile execs COMMAND, leaving those that were ignored at start
-// ignored.
-//
-// The runtime keeps SIGHUP and SIGINT ignored if they were ignored at
-// start, and leaves the job control signals alone, but replaces every
-// other signal's disposition with its own handler without saying what it
-// was; at exec, a handled signal goes back to its default. A shell starts
-// a background job with SIGINT and SIGQUIT ignored, so SIGQUIT is ignored
-// whenever SIGINT is.
-func catchSignals() <-chan os.Signal {
-	if signal.Ignored(syscall.SIGINT) {
-		signal.Ignore(syscall.SIGQUIT)
-	}
-	var sigs []os.Signal
-	for _, sig := range caughtSignals() {
-		if !signal.Ignored(sig) {
-			sigs = append(sigs, sig)
+// shell runs a COMMAND that the kernel cannot, as execvp does.
+const shell = "/bin/sh"
+
+// execCommand replaces lockfile with command as execvp(3) does, and
+// returns only if that fails, with an error that names the missing file
+// where it is not command itself.
+func execCommand(command string, argv, env []string) error {
+	err := syscall.Exec(command, argv, env)
+	switch err {
+	case syscall.ENOEXEC:
+		// A file of no format the kernel knows is a shell script, unless it
+		// is not text: a NUL in its first line, as a shell judges it,
+		// marks a program for another system, which a shell would run as
+		// commands.
+		if head := fileHead(command); bytes.IndexByte(firstLine(head), 0) >= 0 {
+			return err
+		}
+		if err := syscall.Exec(shell, append([]string{shell, command}, argv[1:]...), env); err != nil {
+			return fmt.Errorf("%s: %w", shell, err)
+		}
+	case syscall.ENOENT:
+		// command was found, so what is missing may be the interpreter
+		// that its "#!" line names.
+		if interp := interpreter(fileHead(command)); interp != "" {
+			if _, statErr := os.Stat(interp); errors.Is(statErr, fs.ErrNotExist) {
+				return fmt.Errorf("interpreter %s: %w", quoted(interp), err)
+			}
 		}
 	}
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, sigs...)
-	return c
+	return err
 }
 
-// dieOf ends lockfile by sig, as sig ends a program that does not catch it,
-// so that a shell sees the death by sig that COMMAND would have shown. The
-// runtime has no way to give a signal back its default action, but exec
-// does: lockfile becomes kill(1), which sends sig to itself, to the same
-// process. If kill cannot be run, dieOf returns 128+sig, the status a shell
-// gives a death by sig.
-func dieOf(sig os.Signal) int {
-	n := int(sig.(syscall.Signal))
-	argv := []string{"kill", "-" + strconv.Itoa(n), strconv.Itoa(os.Getpid())}
-	for _, kill := range []string{"/bin/kill", "/usr/bin/kill"} {
-		syscall.Exec(kill, argv, nil)
+// fileHead is as much of the start of the file as the kernel reads for a
+// "#!" line, or less if the file is shorter or cannot be read.
+func fileHead(name string) []byte {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil
 	}
-	return 128 + n
+	defer f.Close()
+	head := make([]byte, 256)
+	n, _ := io.ReadFull(f, head)
+	return head[:n]
+}
+
+func firstLine(b []byte) []byte {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i]
+	}
+	return b
+}
+
+// interpreter is the program that a "#!" line at the start of head names,
+// or "" if there is none.
+func interpreter(head []byte) string {
+	rest, ok := bytes.CutPrefix(firstLine(head), []byte("#!"))
+	if !ok {
+		return ""
+	}
+	fields := bytes.FieldsFunc(rest, func(r rune) bool { return r == ' ' || r == '\t' })
+	if len(fields) == 0 {
+		return ""
+	}
+	return string(fields[0])
 }

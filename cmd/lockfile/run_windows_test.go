@@ -57,7 +57,8 @@ func TestKillingLockfileEndsCommand(t *testing.T) {
 	if err := p.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if event, err := windows.WaitForSingleObject(command, uint32(patience/time.Millisecond)); event != windows.WAIT_OBJECT_0 {
+	event, err := windows.WaitForSingleObject(command, uint32(patience/time.Millisecond))
+	if event != windows.WAIT_OBJECT_0 {
 		t.Fatalf("COMMAND still runs %v after lockfile was killed (%#x, %v)", patience, event, err)
 	}
 	runLockfile(t, "status", path).check(t, 0, "free\n", "")

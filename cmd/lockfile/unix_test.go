@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -110,7 +111,8 @@ func TestRunRefusesHeldLock(t *testing.T) {
 
 func TestRunFailsWhenPathCannotBeOpened(t *testing.T) {
 	path := filepath.Join(testDir(t), "no-such-dir", "test.lock")
-	runLockfile(t, "run", path, "--", "true").check(t, 125, "", "lockfile: open "+path+": no such file or directory\n")
+	runLockfile(t, "run", path, "--", "true").
+		check(t, 125, "", "lockfile: open "+path+": no such file or directory\n")
 }
 
 func TestRunWaits(t *testing.T) {
@@ -151,7 +153,8 @@ func (p *proc) stderrHas(t *testing.T, want string) {
 	t.Helper()
 	for deadline := time.Now().Add(patience); !strings.Contains(p.stderr.String(), want); {
 		if time.Now().After(deadline) {
-			t.Fatalf("%v did not say %q on stderr in %v; it said %q", p.cmd.Args, want, patience, p.stderr.String())
+			t.Fatalf("%v did not say %q on stderr in %v; it said %q",
+				p.cmd.Args, want, patience, p.stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -165,7 +168,8 @@ func TestVerboseSaysWhomItWaitsForAndHowLong(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	l.Close()
 	r := p.wait(t)
-	took := regexp.MustCompile(`\nlockfile: locked ` + regexp.QuoteMeta(path) + ` after (\S+)\n$`).FindStringSubmatch(r.stderr)
+	locked := `lockfile: locked ` + regexp.QuoteMeta(path) + ` after `
+	took := regexp.MustCompile(`\n` + locked + `(\S+)\n$`).FindStringSubmatch(r.stderr)
 	if r.code != 0 || took == nil {
 		t.Fatalf("status %d, stderr %q; want it to say how long it waited", r.code, r.stderr)
 	}
@@ -174,7 +178,7 @@ func TestVerboseSaysWhomItWaitsForAndHowLong(t *testing.T) {
 	}
 	// Without a wait, it says it took the lock.
 	r = runLockfile(t, "run", "-v", path, "true")
-	if r.code != 0 || !regexp.MustCompile(`^lockfile: locked `+regexp.QuoteMeta(path)+` after [0-9.]+m?s\n$`).MatchString(r.stderr) {
+	if r.code != 0 || !regexp.MustCompile(`^`+locked+`[0-9.]+m?s\n$`).MatchString(r.stderr) {
 		t.Fatalf("status %d, stderr %q", r.code, r.stderr)
 	}
 }
@@ -190,7 +194,8 @@ func TestRunCommandThatCannotRun(t *testing.T) {
 		code    int
 		stderr  string
 	}{
-		{"no-such-command-here", 127, "lockfile: no-such-command-here: executable file not found in $PATH\n"},
+		{"no-such-command-here", 127,
+			"lockfile: no-such-command-here: executable file not found in $PATH\n"},
 		{filepath.Join(dir, "missing"), 127, "no such file or directory"},
 		{notExecutable, 126, "permission denied"},
 		{dir, 126, "is a directory"},
@@ -213,7 +218,9 @@ func TestRunCommandThatCannotRun(t *testing.T) {
 }
 
 // waitStatus is how p's process ended.
-func (p *proc) waitStatus() syscall.WaitStatus { return p.cmd.ProcessState.Sys().(syscall.WaitStatus) }
+func (p *proc) waitStatus() syscall.WaitStatus {
+	return p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+}
 
 func (p *proc) killedBy(t *testing.T, sig syscall.Signal) {
 	t.Helper()
@@ -234,7 +241,8 @@ func TestCommandKilledBySignal(t *testing.T) {
 
 // signalScript traps signal $1 and, when it comes, asks lockfile ($2)
 // whether the lock on $3 is still held, before it exits.
-const signalScript = `trap 'echo "got $1"; "$2" status "$3" >/dev/null; echo "status $?"; exit 7' "$1"
+const signalScript = `trap 'echo "got $1"; "$2" status "$3" >/dev/null; echo "status $?"; exit 7' \
+  "$1"
 echo ready
 while :; do sleep 0.05; done`
 
@@ -242,8 +250,8 @@ while :; do sleep 0.05; done`
 func TestSignalsReachCommand(t *testing.T) {
 	for name, sig := range map[string]syscall.Signal{
 		"INT": syscall.SIGINT, "TERM": syscall.SIGTERM, "HUP": syscall.SIGHUP, "QUIT": syscall.SIGQUIT,
-		"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "ALRM": syscall.SIGALRM, "WINCH": syscall.SIGWINCH,
-		"PIPE": syscall.SIGPIPE,
+		"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "ALRM": syscall.SIGALRM,
+		"WINCH": syscall.SIGWINCH, "PIPE": syscall.SIGPIPE,
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := lockPath(t)
@@ -266,8 +274,8 @@ func TestSignalsReachCommand(t *testing.T) {
 func TestCtrlCStopsTheScript(t *testing.T) {
 	needProgram(t, "bash")
 	path := lockPath(t)
-	cmd := exec.Command("bash", "-c", `"$0" run "$1" sh -c 'echo ready; exec sleep 30'; echo "went on after $?"`,
-		binary, path)
+	cmd := exec.Command("bash", "-c",
+		`"$0" run "$1" sh -c 'echo ready; exec sleep 30'; echo "went on after $?"`, binary, path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := start(t, cmd)
 	p.expect(t, "ready")
@@ -283,7 +291,8 @@ func TestCtrlCStopsTheScript(t *testing.T) {
 
 func TestCtrlCIsDeliveredOnce(t *testing.T) {
 	path := lockPath(t)
-	cmd := exec.Command(binary, "run", path, "sh", "-c", `n=0; trap 'n=$((n+1)); [ $n = 1 ] && echo got' INT
+	cmd := exec.Command(binary, "run", path, "sh", "-c", `n=0
+trap 'n=$((n+1)); [ $n = 1 ] && echo got' INT
 echo ready; until read line && [ "$line" = done ]; do :; done; echo "count $n"`)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := start(t, cmd)
@@ -317,6 +326,21 @@ func (p *proc) readyPID(t *testing.T) int {
 	return 0
 }
 
+// signalThenStop sends sigs to untilScript's process pid, then creates
+// its file stop. An ignored signal is discarded when sent; one that is not
+// ends the script before it can see the file.
+func signalThenStop(t *testing.T, pid int, stop string, sigs ...syscall.Signal) {
+	t.Helper()
+	for _, sig := range sigs {
+		if err := syscall.Kill(pid, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A shell starts a background job with SIGINT and SIGQUIT ignored, and
 // they stay ignored in COMMAND.
 func TestBackgroundJobKeepsIntAndQuitIgnored(t *testing.T) {
@@ -325,16 +349,7 @@ func TestBackgroundJobKeepsIntAndQuitIgnored(t *testing.T) {
 	p := start(t, exec.Command("sh", "-c", `"$0" run "$1" sh -c "$2" "$3" & wait $!; echo "status $?"`,
 		binary, path, untilScript, stop))
 	pid := p.readyPID(t)
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGQUIT} {
-		if err := syscall.Kill(pid, sig); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// An ignored signal is discarded when sent; one that is not ends
-	// the script before it can see the file.
-	if err := os.WriteFile(stop, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	signalThenStop(t, pid, stop, syscall.SIGINT, syscall.SIGQUIT)
 	p.wait(t).check(t, 0, fmt.Sprintf("ready %d\nsurvived\nstatus 0\n", pid), "")
 }
 
@@ -344,14 +359,7 @@ func TestNohupKeepsHupIgnored(t *testing.T) {
 	stop := filepath.Join(filepath.Dir(path), "stop")
 	p := start(t, exec.Command("nohup", binary, "run", path, "sh", "-c", untilScript, stop))
 	pid := p.readyPID(t)
-	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	// An ignored signal is discarded when sent; one that is not ends
-	// the script before it can see the file.
-	if err := os.WriteFile(stop, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	signalThenStop(t, pid, stop, syscall.SIGHUP)
 	p.wait(t).check(t, 0, fmt.Sprintf("ready %d\nsurvived\n", pid), "")
 }
 
@@ -454,7 +462,8 @@ cat "$log"`
 func TestKilledRunNeverOverlapsTheNext(t *testing.T) {
 	needProgram(t, "bash")
 	for _, sig := range []syscall.Signal{
-		syscall.SIGKILL, syscall.SIGABRT, syscall.SIGTRAP, syscall.SIGSYS, syscall.SIGSEGV, syscall.SIGTERM,
+		syscall.SIGKILL, syscall.SIGABRT, syscall.SIGTRAP,
+		syscall.SIGSYS, syscall.SIGSEGV, syscall.SIGTERM,
 	} {
 		for _, logger := range []string{"self", "child"} {
 			if logger == "child" && recordLocks {
@@ -464,7 +473,8 @@ func TestKilledRunNeverOverlapsTheNext(t *testing.T) {
 				t.Parallel()
 				dir := testDir(t)
 				lock, log := filepath.Join(dir, "test.lock"), filepath.Join(dir, "log")
-				cmd := exec.Command("bash", "-c", overlapScript, binary, lock, log, unix.SignalName(sig)[3:], logger)
+				cmd := exec.Command("bash", "-c", overlapScript,
+					binary, lock, log, unix.SignalName(sig)[3:], logger)
 				cmd.Dir = dir
 				first := "start 1\n"
 				if logger == "child" {
@@ -496,6 +506,66 @@ func TestRunShared(t *testing.T) {
 	reader.Close()
 
 	hold(t, path, "writer-1")
-	runLockfile(t, "run", "-s", path, "true").check(t, 1, "", "lockfile: "+path+" is held by writer-1\n")
+	runLockfile(t, "run", "-s", path, "true").
+		check(t, 1, "", "lockfile: "+path+" is held by writer-1\n")
 	runLockfile(t, "run", "-s", "-t", "x", path, "true").check(t, 2, "", "-t with -s")
+}
+
+// A named pipe or a device is refused alike by status, run and run -s,
+// and COMMAND does not run.
+func TestNonRegularFilesAreRefused(t *testing.T) {
+	dir := testDir(t)
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "ran")
+	for _, path := range []string{fifo, os.DevNull} {
+		want := "lockfile: open " + path + ": lock file is not a regular file\n"
+		for _, args := range [][]string{
+			{"status", path}, {"run", path, "touch", marker}, {"run", "-s", path, "touch", marker},
+		} {
+			if r := runLockfile(t, args...); r.code != 125 || r.stdout != "" || r.stderr != want {
+				t.Errorf("lockfile %q: status %d, stdout %q, stderr %q; want 125 and %q",
+					args, r.code, r.stdout, r.stderr, want)
+			}
+		}
+	}
+	assertMissing(t, marker)
+}
+
+// A path or a COMMAND whose name holds a newline, an escape or a byte that
+// is not UTF-8 is quoted in every message that names it.
+func TestMessagesQuoteUnprintableNames(t *testing.T) {
+	dir := testDir(t)
+	name := "a\nb\x1b[31m\xff"
+	path := filepath.Join(dir, name+".lock")
+	q := strconv.Quote(path)
+	hold(t, path, "holder-1")
+	runLockfile(t, "run", path, "true").check(t, 1, "", "lockfile: "+q+" is held by holder-1\n")
+	runLockfile(t, "run", "-v", "-w", ".1", path, "true").check(t, 1, "",
+		"lockfile: "+q+" is held by holder-1; waiting up to 100ms\n"+
+			"lockfile: "+q+" is still held after 100ms")
+
+	free := filepath.Join(dir, name+"-free.lock")
+	r := runLockfile(t, "run", "-v", free, "true")
+	if r.code != 0 || !strings.HasPrefix(r.stderr, "lockfile: locked "+strconv.Quote(free)+" after ") {
+		t.Errorf("status %d, stderr %q", r.code, r.stderr)
+	}
+
+	missing := filepath.Join(dir, name, "x.lock")
+	runLockfile(t, "run", missing, "true").check(t, 125, "",
+		"lockfile: open "+strconv.Quote(missing)+": no such file or directory\n")
+	sub := filepath.Join(dir, name+"-dir")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runLockfile(t, "status", sub).check(t, 125, "",
+		"lockfile: open "+strconv.Quote(sub)+": lock file is not a regular file\n"+
+			"lockfile: "+strconv.Quote(sub)+" is a directory;")
+
+	command := filepath.Join(dir, name+"-command")
+	runLockfile(t, "run", free, command).check(t, 127, "",
+		"lockfile: "+strconv.Quote(command)+": no such file or directory\n")
+	runLockfile(t, "run", free, "-x\x1b").check(t, 2, "", `lockfile run: "-x\x1b" after PATH`)
 }
