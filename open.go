@@ -31,9 +31,8 @@ func lockNow(path string, c *config) (sysFile, error) {
 }
 
 // maxRemoved bounds how often a lock call starts over because the file it
-// locked had been removed, which takes a program deleting lock files as
-// fast as they are locked, or a path whose file has no name to find, such
-// as /proc/self/fd/N of a deleted file or a memfd with WithFollowSymlinks.
+// locked had been removed: a path such as /proc/self/fd/N of a deleted file
+// never names one that has not.
 const maxRemoved = 100
 
 // A lockFunc locks the file at path as c asks, waiting or not, and
@@ -100,17 +99,10 @@ func describeHolder(f sysFile, path string, err error) *LockError {
 	return &LockError{Path: path, Holder: readHolder(f), Err: err}
 }
 
-// openLockFile opens an existing file without O_CREATE first, as
-// zc.lockfile does with "r+" before "a+". Linux's fs.protected_regular
-// refuses O_CREATE on another user's file in a sticky directory such as
-// /tmp, so a lock file shared between users must be opened without it.
-// O_EXCL on creation keeps that true even when two processes race to create.
-// Neither open truncates: the holder's content must survive a refused try.
-//
-// A file that may be written into is opened through its directory, once
-// that is found to be one where no other user can plant a hard link and
-// take it away again (see openTrustedDir); the link count is then checked
-// once the file is locked.
+// openLockFile opens the lock file for c, creating it if need be. A file
+// that may be written into is opened through a directory that
+// openTrustedDir accepts, so that the link count read once it is locked
+// tells whether it is a planted link.
 func openLockFile(path string, c *config) (sysFile, error) {
 	if !c.mayWrite() || c.hardLinks {
 		return openOrCreate(currentDir(), path, path, c)
@@ -123,7 +115,11 @@ func openLockFile(path string, c *config) (sysFile, error) {
 	return openOrCreate(dir, name, path, c)
 }
 
-// openOrCreate opens name in dir, or creates it, for openLockFile.
+// openOrCreate opens name in dir, or creates it. It opens without O_CREATE
+// first, as zc.lockfile does with "r+" before "a+": Linux's
+// fs.protected_regular refuses O_CREATE on another user's file in a sticky
+// directory such as /tmp. Neither open truncates: the holder's content
+// must survive a refused try.
 func openOrCreate(dir dirFile, name, path string, c *config) (sysFile, error) {
 	access := os.O_RDWR
 	if c.mode == shared {
@@ -176,9 +172,9 @@ func checkWritable(f sysFile, st fileStat, path string, c *config) error {
 	return checkLinks(st, path, c)
 }
 
-// checkHookFile refuses a file that a hook must not be given: one it must
-// not write into, where it can write. A shared lock's hook gets the file
-// open for reading only.
+// checkHookFile refuses a file that c's hook may not be given: one that is
+// not a regular file, or, for a hook that can write, one checkWritable
+// refuses.
 func checkHookFile(f sysFile, st fileStat, path string, c *config) error {
 	if c.mode == shared {
 		return checkRegular(st, path)
