@@ -3,6 +3,10 @@ package lockfile
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ErrLocked reports that the lock is held by someone else: another process,
@@ -47,9 +51,14 @@ type LockError struct {
 	Err error
 }
 
-// Error names the path and, when known, the holder.
+// Error names the path, quoted if it holds unprintable bytes, and, when
+// known, the holder.
 func (e *LockError) Error() string {
-	msg := fmt.Sprintf("lockfile: cannot lock %s: %v", e.Path, e.Err)
+	path := e.Path
+	if !utf8.ValidString(path) || strings.IndexFunc(path, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		path = strconv.Quote(path) // a newline or an escape must not reach a terminal as is
+	}
+	msg := fmt.Sprintf("lockfile: cannot lock %s: %v", path, e.Err)
 	switch {
 	case e.Shared:
 		msg += " (held shared)"
