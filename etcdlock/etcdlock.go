@@ -91,8 +91,9 @@ type Lock struct {
 	watchDone chan struct{}
 
 	mu       sync.Mutex
-	lostErr  error // why the lock was lost; set by watch before lost closes
-	released bool  // Close was called
+	lostErr  error     // why the lock was lost; set by watch before lost closes
+	lostAt   time.Time // when lost closed
+	released bool      // Close was called
 }
 
 // New takes the lock named key if it is free. If it is held, the error is
@@ -109,11 +110,7 @@ func New(ctx context.Context, client *clientv3.Client, key string, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
-	a, err := begin(ctx, client, key, c.content, c.ttl)
-	if err != nil {
-		return nil, failed(ctx, key, err)
-	}
-	l, err := a.try(ctx)
+	l, err := tryNew(ctx, client, key, c.content, c.ttl)
 	if err != nil {
 		return nil, failed(ctx, key, err)
 	}
@@ -137,6 +134,11 @@ func Acquire(ctx context.Context, client *clientv3.Client, key string, opts ...O
 			var l *Lock
 			if l, err = a.queue(ctx); err == nil {
 				return l, nil
+			}
+		} else if ctxErr := doneErr(ctx); ctxErr != nil {
+			// No key was put: ask who holds the lock.
+			if holder, held := holderAtEnd(ctx, client, key); held {
+				return nil, stoppedWaiting(key, holder, ctxErr)
 			}
 		}
 		if doneErr(ctx) != nil || !errors.Is(err, errRetry) && !passing(err) {
@@ -212,11 +214,34 @@ func (l *Lock) IsOwner() clientv3.Cmp {
 // this process counts from the sending of the last renewal etcd answered.
 func (l *Lock) Lost() <-chan struct{} { return l.lost }
 
-// Close releases the lock: it stops renewing the lease and revokes it,
-// which deletes the key. While etcd fails, it tries again for at most the
-// TTL, by when the lease has expired, and then returns the error. If the
-// lock had been lost, Close returns an error wrapping [ErrLost] at once.
-// Closing a closed Lock returns nil.
+// Deadline returns the time, by this process's clock, before which etcd
+// cannot let the lock's lease expire: the sending of the last renewal etcd
+// answered, plus the TTL. It moves later with each renewal, and once Lost
+// is closed, it is no later than that moment. The lock can be lost before
+// it, when its key is deleted or its lease revoked. The time holds while
+// this host's clock and etcd's run at the same rate.
+func (l *Lock) Deadline() time.Time {
+	d := l.lease.deadline()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.lostAt.IsZero() && l.lostAt.Before(d) {
+		return l.lostAt
+	}
+	return d
+}
+
+// closeLost closes lost; l.mu is held.
+func (l *Lock) closeLost() {
+	l.lostAt = time.Now()
+	close(l.lost)
+}
+
+// Close releases the lock: it deletes the key and keeps the lease for the
+// client's next lock. If etcd does not answer, it revokes the lease,
+// trying again while etcd fails until the lease has expired by itself,
+// and then returns the error. If the lock had been lost, Close waits,
+// as long at most, until the lease is revoked, and returns an error
+// wrapping [ErrLost]. Closing a closed Lock returns nil.
 func (l *Lock) Close() error {
 	l.mu.Lock()
 	if l.released {
@@ -229,13 +254,12 @@ func (l *Lock) Close() error {
 	<-l.watchDone // no loss is recorded after this
 	err := l.lostErr
 	if err == nil {
-		close(l.lost)
-		if l.lease.ended.Err() != nil {
-			l.lease.drop()
-			err = errLeaseEnded
-		} else {
-			err = l.lease.release()
-		}
+		l.mu.Lock()
+		l.closeLost()
+		l.mu.Unlock()
+		err = l.release()
+	} else {
+		<-l.lease.finished // begun by the loss
 	}
 	if err != nil {
 		return fmt.Errorf("etcdlock: release %s: %w", l.key, err)
@@ -243,13 +267,31 @@ func (l *Lock) Close() error {
 	return nil
 }
 
+// release deletes the key of a lock that was not lost and keeps its lease
+// for the client's next lock; if etcd does not answer in time, it revokes
+// the lease instead.
+func (l *Lock) release() error {
+	if l.lease.ended.Err() != nil {
+		<-l.lease.finished
+		return errLeaseEnded
+	}
+	ctx, cancel := context.WithTimeout(l.lease.client.Ctx(), revokeTry)
+	_, err := l.lease.client.Delete(ctx, l.myKey)
+	cancel()
+	if err == nil {
+		keep(l.lease)
+		return nil
+	}
+	return l.lease.finish(l.lease.expiry())
+}
+
 var (
 	errLeaseEnded = fmt.Errorf("%w: its lease ended", ErrLost)
 	errKeyDeleted = fmt.Errorf("%w: its key was deleted", ErrLost)
 )
 
-// watch closes lost, and drops the lease, when the lease ends or the key is
-// deleted, until ctx is cancelled by Close.
+// watch closes lost when the lease ends or the key is deleted, and then
+// revokes the lease, until ctx is cancelled by Close.
 func (l *Lock) watch(ctx context.Context) {
 	defer close(l.watchDone)
 	// On a closed client, calls would never return: end them with the
@@ -275,8 +317,8 @@ func (l *Lock) watch(ctx context.Context) {
 			l.mu.Lock()
 			if !l.released {
 				l.lostErr = reason
-				close(l.lost)
-				l.lease.drop()
+				l.closeLost()
+				go l.lease.finish(time.Now().Add(courtesyTimeout)) // no-op if it ended
 			}
 			l.mu.Unlock()
 			return
