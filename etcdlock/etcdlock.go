@@ -88,7 +88,6 @@ type Lock struct {
 
 	lost      chan struct{}
 	stopWatch context.CancelFunc
-	watchDone chan struct{}
 
 	mu       sync.Mutex
 	lostErr  error     // why the lock was lost; set by watch before lost closes
@@ -248,15 +247,14 @@ func (l *Lock) Close() error {
 		l.mu.Unlock()
 		return nil
 	}
-	l.released = true
-	l.mu.Unlock()
-	l.stopWatch()
-	<-l.watchDone // no loss is recorded after this
+	l.released = true // no loss is recorded after this
 	err := l.lostErr
 	if err == nil {
-		l.mu.Lock()
 		l.closeLost()
-		l.mu.Unlock()
+	}
+	l.mu.Unlock()
+	l.stopWatch()
+	if err == nil {
 		err = l.release()
 	} else {
 		<-l.lease.finished // begun by the loss
@@ -276,51 +274,78 @@ func (l *Lock) release() error {
 		return errLeaseEnded
 	}
 	ctx, cancel := context.WithTimeout(l.lease.client.Ctx(), revokeTry)
-	_, err := l.lease.client.Delete(ctx, l.myKey)
+	resp, err := l.lease.client.Delete(ctx, l.myKey, clientv3.WithPrevKV())
 	cancel()
-	if err == nil {
-		keep(l.lease)
-		return nil
+	if err != nil {
+		return l.lease.finish(l.lease.expiry())
 	}
-	return l.lease.finish(l.lease.expiry())
+	if len(resp.PrevKvs) == 0 || resp.PrevKvs[0].CreateRevision != l.token {
+		// Deleted before the watch saw it, perhaps with the lease.
+		go l.lease.finish(time.Now().Add(courtesyTimeout))
+		return errKeyDeleted
+	}
+	keep(l.lease)
+	return nil
 }
+
+// watchDelay is how long a Lock waits before it watches its key. A watch
+// from a past revision reports a deletion when etcd catches it up, every
+// 100 ms, so the delay costs Lost no more than that; and a lock released
+// sooner costs no watch.
+const watchDelay = 100 * time.Millisecond
 
 var (
 	errLeaseEnded = fmt.Errorf("%w: its lease ended", ErrLost)
 	errKeyDeleted = fmt.Errorf("%w: its key was deleted", ErrLost)
 )
 
-// watch closes lost when the lease ends or the key is deleted, and then
-// revokes the lease, until ctx is cancelled by Close.
-func (l *Lock) watch(ctx context.Context) {
-	defer close(l.watchDone)
+// watch starts watching the key once the lock has been held for
+// watchDelay, and ends on the lease's end, which closes lost.
+func (l *Lock) watch() {
+	// Only Close cancels the watch: a watch ended by the client's closing
+	// is the loss it is.
+	ctx, stop := context.WithCancel(context.Background())
+	// A lock released within watchDelay opens no watch: Close reports a
+	// deletion of the key as a loss all the same.
+	timer := time.AfterFunc(watchDelay, func() { l.watchKey(ctx) })
+	leaseEnded := context.AfterFunc(l.lease.ended, func() { l.lose(errLeaseEnded) })
+	l.stopWatch = func() {
+		stop()
+		timer.Stop()
+		leaseEnded()
+	}
+}
+
+// lose records the loss of the lock for reason, unless Close was called,
+// and revokes the lease.
+func (l *Lock) lose(reason error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.released && l.lostErr == nil {
+		l.lostErr = reason
+		l.closeLost()
+		go l.lease.finish(time.Now().Add(courtesyTimeout)) // no-op if it ended
+	}
+}
+
+// watchKey closes lost when the key is deleted, until ctx is cancelled by
+// Close or the lease ends.
+func (l *Lock) watchKey(ctx context.Context) {
 	// On a closed client, calls would never return: end them with the
 	// lease.
 	callCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(l.lease.ended, cancel)()
 	rev := l.token + 1 // catches a deletion before the watch started
-	for {
+	for callCtx.Err() == nil {
 		reason := l.watchFrom(callCtx, &rev)
 		if reason == nil && callCtx.Err() == nil {
 			// The watch ended without news (its revision compacted, or
 			// its member gone): look at the key, and watch from there.
 			reason = l.check(callCtx, &rev)
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		if reason == nil && l.lease.ended.Err() != nil {
-			reason = errLeaseEnded
-		}
-		if reason != nil {
-			l.mu.Lock()
-			if !l.released {
-				l.lostErr = reason
-				l.closeLost()
-				go l.lease.finish(time.Now().Add(courtesyTimeout)) // no-op if it ended
-			}
-			l.mu.Unlock()
+		if reason != nil && ctx.Err() == nil {
+			l.lose(reason)
 			return
 		}
 	}

@@ -320,9 +320,9 @@ func keptLeases(c *clientv3.Client) map[clientv3.LeaseID]bool {
 	kept.Lock()
 	defer kept.Unlock()
 	ids := make(map[clientv3.LeaseID]bool)
-	for k, e := range kept.leases {
+	for k, l := range kept.leases {
 		if k.client == c {
-			ids[e.l.id] = true
+			ids[l.id] = true
 		}
 	}
 	return ids

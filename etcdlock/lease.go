@@ -35,6 +35,8 @@ type lease struct {
 	finishing bool
 	finished  chan struct{} // closed once finish has ended
 	finishErr error         // finish's result, set before finished closes
+
+	hooked bool // its end removes it from kept; guarded by kept
 }
 
 // renewRetry is how soon a renewal that failed is tried again, on a new

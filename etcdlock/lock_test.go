@@ -789,3 +789,25 @@ func TestWaiterAheadGivesUp(t *testing.T) {
 		l.Close()
 	}
 }
+
+// TestCloseReportsEarlyDeletion deletes the key right after New, before
+// the Lock watches it: Close must still report the loss, and the client
+// must not keep a lease that may have gone with the key.
+func TestCloseReportsEarlyDeletion(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	l, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, key+"/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); !errors.Is(err, ErrLost) {
+		t.Errorf("Close: %v, want ErrLost", err)
+	}
+	if kept := keptLeases(c); len(kept) != 0 {
+		t.Errorf("the client keeps leases %v after the loss", kept)
+	}
+}

@@ -15,17 +15,12 @@ import (
 // it does once the client is closed.
 var kept = struct {
 	sync.Mutex
-	leases map[keptKey]keptLease
-}{leases: make(map[keptKey]keptLease)}
+	leases map[keptKey]*lease
+}{leases: make(map[keptKey]*lease)}
 
 type keptKey struct {
 	client *clientv3.Client
 	ttl    time.Duration
-}
-
-type keptLease struct {
-	l      *lease
-	forget func() bool // stops the removal of the entry when l ends
 }
 
 // takeKept returns the lease kept for client and ttl, if one is kept and
@@ -34,16 +29,15 @@ func takeKept(client *clientv3.Client, ttl time.Duration) *lease {
 	kept.Lock()
 	defer kept.Unlock()
 	k := keptKey{client, ttl}
-	e, ok := kept.leases[k]
+	l, ok := kept.leases[k]
 	if !ok {
 		return nil
 	}
 	delete(kept.leases, k)
-	e.forget()
-	if e.l.ended.Err() != nil {
+	if l.ended.Err() != nil {
 		return nil
 	}
-	return e.l
+	return l
 }
 
 // keep keeps l, which holds no key, for its client's next lock, unless a
@@ -53,13 +47,17 @@ func keep(l *lease) {
 	k := keptKey{l.client, l.asked}
 	kept.Lock()
 	if _, full := kept.leases[k]; !full && l.ended.Err() == nil {
-		kept.leases[k] = keptLease{l, context.AfterFunc(l.ended, func() {
-			kept.Lock()
-			if kept.leases[k].l == l {
-				delete(kept.leases, k)
-			}
-			kept.Unlock()
-		})}
+		kept.leases[k] = l
+		if !l.hooked {
+			l.hooked = true
+			context.AfterFunc(l.ended, func() {
+				kept.Lock()
+				if kept.leases[k] == l {
+					delete(kept.leases, k)
+				}
+				kept.Unlock()
+			})
+		}
 		kept.Unlock()
 		return
 	}

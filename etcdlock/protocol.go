@@ -201,12 +201,9 @@ func (a *attempt) waitErr(err error) error {
 
 // held turns an attempt whose key holds the lock into a Lock.
 func (a *attempt) held() *Lock {
-	// Only Close cancels the watch: a watch ended by the client's
-	// closing is the loss it is.
-	watchCtx, stopWatch := context.WithCancel(context.Background())
 	l := &Lock{key: a.key, myKey: a.myKey, content: a.content, token: a.token, lease: a.lease,
-		lost: make(chan struct{}), stopWatch: stopWatch, watchDone: make(chan struct{})}
-	go l.watch(watchCtx)
+		lost: make(chan struct{})}
+	l.watch()
 	return l
 }
 
