@@ -9,18 +9,27 @@
 // lease of its own, the key created first holds the lock, and the others
 // take it in the order their keys were created.
 //
+// A Lock's lease is its own while it holds the lock or waits for it. When
+// the Lock is closed, its client keeps the lease, renewed, for its next
+// Lock with the same TTL, as a concurrency.Session keeps its lease: so a
+// lock costs no grant and no revocation. A lease is shared by Locks one
+// after another, never at once, so [Lock.Lost] and [Lock.Deadline] concern
+// their own Lock alone. A kept lease holds no key; once the client is
+// closed, it expires after its TTL.
+//
 // # Failure model
 //
-// The lock lives on a lease of [WithTTL] seconds, which the holder renews
-// every third of the TTL. If the holder dies, or cannot reach a majority of
-// the cluster, the lock goes to the next waiter once the TTL has passed
-// since the last renewal. So a holder can lose the lock while it runs: a
-// partition or a pause longer than the TTL, a revoked lease or a deleted
-// key. [Lock.Lost] closes then, by the holder's own clock no later than
-// etcd can let the lease expire, and the lease is revoked. A stopped or
-// paused process learns of it only when it runs again, so a resource that
-// must never take a write from a former holder checks [Lock.Token], or
-// within etcd [Lock.IsOwner].
+// The lock lives on a lease of the TTL that [WithTTL] sets, which the
+// holder renews every third of the TTL. If the holder dies, or cannot
+// reach a majority of the cluster, the lock goes to the next waiter once
+// the TTL has passed since the last renewal. So a holder can lose the lock
+// while it runs: a partition or a pause longer than the TTL, a revoked
+// lease or a deleted key. [Lock.Lost] closes then, by the holder's own
+// clock no later than etcd can let the lease expire, and the lease is
+// revoked. But a process can be paused, or slowed, between its look at
+// Lost and its write, and learn of the loss only after the write: fencing
+// is required, not optional. A resource that must never take a write from
+// a former holder checks [Lock.Token], or within etcd [Lock.IsOwner].
 package etcdlock
 
 import (
@@ -66,7 +75,7 @@ func WithContentTemplate(t string) Option {
 
 // WithTTL sets the TTL of the lock's lease, [DefaultTTL] by default: how
 // long after its holder dies or loses touch with the cluster the lock is
-// released. etcd counts whole seconds, so any other TTL makes New and
+// released, and how often the lease is renewed: three times per TTL. etcd counts whole seconds, so any other TTL makes New and
 // Acquire return a [*lockfile.OptionError]. etcd raises a TTL below its
 // minimum (2s with its default settings) to that minimum.
 func WithTTL(d time.Duration) Option {
@@ -103,7 +112,8 @@ type Lock struct {
 // there, and no lock's name may be another's followed by "/" ("/locks/a"
 // and "/locks/a-b", not "/locks/a" and "/locks/a/b"). Every Lock has a lease
 // of its own, so two Locks in one process exclude each other. ctx bounds
-// the calls to etcd that take the lock; the lock does not depend on it.
+// the calls to etcd that take the lock, which wait for a connection while
+// etcd cannot be reached; the lock does not depend on it.
 func New(ctx context.Context, client *clientv3.Client, key string, opts ...Option) (*Lock, error) {
 	c, err := configure(key, opts)
 	if err != nil {
