@@ -128,10 +128,12 @@ func New(ctx context.Context, client *clientv3.Client, key string, opts ...Optio
 
 // Acquire takes the lock as [New] does, but if it is held, it waits until
 // it is free, in the order of arrival, or until ctx is done. If ctx ends
-// first, the error is a [*lockfile.LockError] naming the holder, for which
-// errors.Is(err, lockfile.ErrLocked) and errors.Is(err, ctx.Err()) hold;
-// Acquire returns within a second of that even if etcd does not answer.
-// Failures that pass, such as a leader election, make it start over.
+// while the lock is held, the error is a [*lockfile.LockError] naming the
+// holder, for which errors.Is(err, lockfile.ErrLocked) and errors.Is(err,
+// ctx.Err()) hold; Acquire returns within a second of ctx's end even if
+// etcd does not answer, with another error wrapping ctx.Err() if it could
+// not learn the holder. Failures that pass, such as a leader election,
+// make it start over.
 func Acquire(ctx context.Context, client *clientv3.Client, key string, opts ...Option) (*Lock, error) {
 	c, err := configure(key, opts)
 	if err != nil {

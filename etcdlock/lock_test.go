@@ -811,3 +811,25 @@ func TestCloseReportsEarlyDeletion(t *testing.T) {
 		t.Errorf("the client keeps leases %v after the loss", kept)
 	}
 }
+
+// TestKeptLeaseRevokedBehindItsBack revokes the lease a client keeps for
+// its next lock, before the client's renewals can notice: New must take
+// the lock all the same, on a new lease.
+func TestKeptLeaseRevokedBehindItsBack(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	key := testKey(t)
+	warmUp(t, c, key)
+	for id := range keptLeases(c) {
+		if _, err := testClient(t).Revoke(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := New(ctx, c, key)
+	if err != nil {
+		t.Fatalf("New after the kept lease was revoked: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -53,18 +53,24 @@ func newAttempt(client *clientv3.Client, key, content string, l *lease) *attempt
 // reads first whether the lock is held. So a refused New writes, grants
 // and revokes nothing.
 func tryNew(ctx context.Context, client *clientv3.Client, key, content string, ttl time.Duration) (*Lock, error) {
-	l := takeKept(client, ttl)
-	if l == nil {
-		resp, err := client.Get(ctx, key+"/", clientv3.WithFirstCreate()...)
-		if err != nil {
-			return nil, fmt.Errorf("reading the lock: %w", err)
+	if l := takeKept(client, ttl); l != nil {
+		lock, err := newAttempt(client, key, content, l).try(ctx)
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			// The kept lease was revoked behind the client's back.
+			return tryNew(ctx, client, key, content, ttl)
 		}
-		if len(resp.Kvs) > 0 {
-			return nil, &lockfile.LockError{Path: key, Holder: holderOf(resp.Kvs), Err: lockfile.ErrLocked}
-		}
-		if l, err = obtain(ctx, client, ttl); err != nil {
-			return nil, fmt.Errorf("granting a lease: %w", err)
-		}
+		return lock, err
+	}
+	resp, err := client.Get(ctx, key+"/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return nil, fmt.Errorf("reading the lock: %w", err)
+	}
+	if len(resp.Kvs) > 0 {
+		return nil, &lockfile.LockError{Path: key, Holder: holderOf(resp.Kvs), Err: lockfile.ErrLocked}
+	}
+	l, err := obtain(ctx, client, ttl)
+	if err != nil {
+		return nil, fmt.Errorf("granting a lease: %w", err)
 	}
 	return newAttempt(client, key, content, l).try(ctx)
 }
