@@ -152,15 +152,17 @@ func BenchmarkCycle(b *testing.B) {
 	}
 }
 
-// A cycleLock makes the function that takes the lock key on a client and,
-// if it was free, releases it again; it fails unless the lock was free
-// or, with held, refused.
+// A cycleLock names a lock and makes, for a client and key, the function
+// that takes the lock and, if it was free, releases it again; that fails
+// unless the lock was free or, with held, refused. done ends what the
+// cycles share.
 type cycleLock struct {
-	name  string
-	cycle func(c *clientv3.Client, key string, held bool) (cycle func() error, closeFn func(), err error)
+	name string
+	make func(c *clientv3.Client, key string, held bool) (cycle func() error, done func(), err error)
 }
 
-var etcdlockCycle = cycleLock{"etcdlock", func(c *clientv3.Client, key string, held bool) (func() error, func(), error) {
+var etcdlockCycle = cycleLock{"etcdlock", func(c *clientv3.Client, key string, held bool) (
+	func() error, func(), error) {
 	ctx := context.Background()
 	return func() error {
 		l, err := New(ctx, c, key)
@@ -177,7 +179,8 @@ var etcdlockCycle = cycleLock{"etcdlock", func(c *clientv3.Client, key string, h
 	}, func() {}, nil
 }}
 
-var mutexCycle = cycleLock{"Mutex", func(c *clientv3.Client, key string, held bool) (func() error, func(), error) {
+var mutexCycle = cycleLock{"Mutex", func(c *clientv3.Client, key string, held bool) (
+	func() error, func(), error) {
 	ctx := context.Background()
 	s, err := concurrency.NewSession(c, concurrency.WithTTL(int(DefaultTTL/time.Second)))
 	if err != nil {
@@ -220,11 +223,11 @@ func benchmarkCycle(b *testing.B, held bool) {
 			}
 			defer holder.Close()
 		}
-		cycle, closeFn, err := lock.cycle(clients[0], key, held)
+		cycle, done, err := lock.make(clients[0], key, held)
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer closeFn()
+		defer done()
 		if err := cycle(); err != nil { // connect, and for etcdlock, the lease to keep
 			b.Fatal(err)
 		}

@@ -75,8 +75,9 @@ func WithContentTemplate(t string) Option {
 
 // WithTTL sets the TTL of the lock's lease, [DefaultTTL] by default: how
 // long after its holder dies or loses touch with the cluster the lock is
-// released, and how often the lease is renewed: three times per TTL. etcd counts whole seconds, so any other TTL makes New and
-// Acquire return a [*lockfile.OptionError]. etcd raises a TTL below its
+// released, and how often the lease is renewed: three times per TTL.
+// etcd counts whole seconds, so any other TTL makes New and Acquire
+// return a [*lockfile.OptionError]. etcd raises a TTL below its
 // minimum (2s with its default settings) to that minimum.
 func WithTTL(d time.Duration) Option {
 	return func(c *config) {
@@ -99,7 +100,7 @@ type Lock struct {
 	stopWatch context.CancelFunc
 
 	mu       sync.Mutex
-	lostErr  error     // why the lock was lost; set by watch before lost closes
+	lostErr  error     // why the lock was lost; set by lose before lost closes
 	lostAt   time.Time // when lost closed
 	released bool      // Close was called
 }

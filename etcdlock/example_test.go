@@ -216,7 +216,8 @@ func ExampleLock_Lost() {
 
 // runOnce runs job unless another instance holds the lock, and cancels
 // job's context if the lock is lost. The README shows it.
-func runOnce(ctx context.Context, client *clientv3.Client, job func(ctx context.Context, token int64) error) error {
+func runOnce(ctx context.Context, client *clientv3.Client,
+	job func(ctx context.Context, token int64) error) error {
 	// New waits while etcd cannot be reached, as every call of the etcd
 	// client does: bound it.
 	tryCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -251,10 +252,11 @@ func Example_runOnce() {
 	client := connect()
 	defer client.Close()
 	ctx := context.Background()
-	err := runOnce(ctx, client, func(ctx context.Context, token int64) error {
+	err := runOnce(ctx, client, func(ctx context.Context, _ int64) error {
 		// While the job runs, a second instance is refused.
 		err := runOnce(ctx, client, func(context.Context, int64) error { return nil })
-		fmt.Println("second instance refused:", strings.HasPrefix(fmt.Sprint(err), "already running: "))
+		refused := strings.HasPrefix(fmt.Sprint(err), "already running: ")
+		fmt.Println("second instance refused:", refused)
 		return nil
 	})
 	fmt.Println("first instance:", err)

@@ -120,7 +120,8 @@ func TestCancelledAttemptsRevokeTheirLeases(t *testing.T) {
 			}
 		}
 		if len(left) == 0 || time.Now().After(deadline) {
-			t.Logf("%d leases left 3s after 40 cancelled attempts (%d kept by the client)", len(left), len(kept))
+			t.Logf("%d leases left 3s after 40 cancelled attempts (%d kept by the client)",
+				len(left), len(kept))
 			break
 		}
 	}
@@ -144,7 +145,8 @@ func TestAcquireEndedBeforeQueuedNamesHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.setDelay(20 * time.Millisecond)
-	for _, timeout := range []time.Duration{0, time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond} {
+	for _, ms := range []time.Duration{0, 1, 10, 30} {
+		timeout := ms * time.Millisecond
 		attempt, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()
 		_, err := Acquire(attempt, c, key)
@@ -153,8 +155,8 @@ func TestAcquireEndedBeforeQueuedNamesHolder(t *testing.T) {
 		var lockErr *lockfile.LockError
 		if !errors.As(err, &lockErr) || !errors.Is(err, lockfile.ErrLocked) ||
 			!errors.Is(err, context.DeadlineExceeded) || lockErr.Holder != "the holder" {
-			t.Errorf("Acquire with a %v timeout: %v, want a LockError naming %q, wrapping ErrLocked and DeadlineExceeded",
-				timeout, err, "the holder")
+			t.Errorf("Acquire with a %v timeout: %v, want a LockError naming %q, "+
+				"wrapping ErrLocked and DeadlineExceeded", timeout, err, "the holder")
 		}
 		if elapsed > timeout+time.Second {
 			t.Errorf("Acquire with a %v timeout returned after %v", timeout, elapsed)
@@ -166,8 +168,10 @@ func TestAcquireEndedBeforeQueuedNamesHolder(t *testing.T) {
 	}
 	done, cancel := context.WithTimeout(ctx, 0)
 	defer cancel()
-	if _, err := Acquire(done, direct, key); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, lockfile.ErrLocked) {
-		t.Errorf("Acquire of a free lock with a done context: %v, want DeadlineExceeded and not ErrLocked", err)
+	_, err = Acquire(done, direct, key)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, lockfile.ErrLocked) {
+		t.Errorf("Acquire of a free lock with a done context: %v, "+
+			"want DeadlineExceeded and not ErrLocked", err)
 	}
 }
 
@@ -238,7 +242,8 @@ func requests(t *testing.T, s *etcdServer) map[string]float64 {
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "grpc_server_started_total{") || !strings.Contains(line, `grpc_type="unary"`) {
+		if !strings.HasPrefix(line, "grpc_server_started_total{") ||
+			!strings.Contains(line, `grpc_type="unary"`) {
 			continue
 		}
 		_, method, _ := strings.Cut(line, `grpc_method="`)

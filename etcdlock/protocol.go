@@ -45,14 +45,16 @@ func begin(ctx context.Context, client *clientv3.Client, key, content string, tt
 }
 
 func newAttempt(client *clientv3.Client, key, content string, l *lease) *attempt {
-	return &attempt{client: client, key: key, myKey: fmt.Sprintf("%s/%x", key, l.id), content: content, lease: l}
+	myKey := fmt.Sprintf("%s/%x", key, l.id)
+	return &attempt{client: client, key: key, myKey: myKey, content: content, lease: l}
 }
 
 // tryNew is New's attempt. On the lease the client keeps, it puts the
 // contender's key only if no key is under the prefix; without one, it
 // reads first whether the lock is held. So a refused New writes, grants
 // and revokes nothing.
-func tryNew(ctx context.Context, client *clientv3.Client, key, content string, ttl time.Duration) (*Lock, error) {
+func tryNew(ctx context.Context, client *clientv3.Client, key, content string,
+	ttl time.Duration) (*Lock, error) {
 	if l := takeKept(client, ttl); l != nil {
 		lock, err := newAttempt(client, key, content, l).try(ctx)
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -66,7 +68,8 @@ func tryNew(ctx context.Context, client *clientv3.Client, key, content string, t
 		return nil, fmt.Errorf("reading the lock: %w", err)
 	}
 	if len(resp.Kvs) > 0 {
-		return nil, &lockfile.LockError{Path: key, Holder: holderOf(resp.Kvs), Err: lockfile.ErrLocked}
+		holder := holderOf(resp.Kvs)
+		return nil, &lockfile.LockError{Path: key, Holder: holder, Err: lockfile.ErrLocked}
 	}
 	l, err := obtain(ctx, client, ttl)
 	if err != nil {
@@ -234,7 +237,7 @@ func (a *attempt) abandon(ctx context.Context) (holder string, held bool) {
 // holderAtEnd returns the holder of the lock named key, for an Acquire
 // whose context has ended before its key was put, and held if etcd
 // answered within courtesyTimeout that the lock is held.
-func holderAtEnd(ctx context.Context, client *clientv3.Client, key string) (holder string, held bool) {
+func holderAtEnd(ctx context.Context, client *clientv3.Client, key string) (string, bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), courtesyTimeout)
 	defer cancel()
 	resp, err := client.Get(ctx, key+"/", clientv3.WithFirstCreate()...)
