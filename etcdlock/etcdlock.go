@@ -9,18 +9,27 @@
 // lease of its own, the key created first holds the lock, and the others
 // take it in the order their keys were created.
 //
+// A Lock's lease is its own while it holds the lock or waits for it. When
+// the Lock is closed, its client keeps the lease, renewed, for its next
+// Lock with the same TTL, as a concurrency.Session keeps its lease: so a
+// lock costs no grant and no revocation. A lease is shared by Locks one
+// after another, never at once, so [Lock.Lost] and [Lock.Deadline] concern
+// their own Lock alone. A kept lease holds no key; once the client is
+// closed, it expires after its TTL.
+//
 // # Failure model
 //
-// The lock lives on a lease of [WithTTL] seconds, which the holder renews
-// every third of the TTL. If the holder dies, or cannot reach a majority of
-// the cluster, the lock goes to the next waiter once the TTL has passed
-// since the last renewal. So a holder can lose the lock while it runs: a
-// partition or a pause longer than the TTL, a revoked lease or a deleted
-// key. [Lock.Lost] closes then, by the holder's own clock no later than
-// etcd can let the lease expire, and the lease is revoked. A stopped or
-// paused process learns of it only when it runs again, so a resource that
-// must never take a write from a former holder checks [Lock.Token], or
-// within etcd [Lock.IsOwner].
+// The lock lives on a lease of the TTL that [WithTTL] sets, which the
+// holder renews every third of the TTL. If the holder dies, or cannot
+// reach a majority of the cluster, the lock goes to the next waiter once
+// the TTL has passed since the last renewal. So a holder can lose the lock
+// while it runs: a partition or a pause longer than the TTL, a revoked
+// lease or a deleted key. [Lock.Lost] closes then, by the holder's own
+// clock no later than etcd can let the lease expire, and the lease is
+// revoked. But a process can be paused, or slowed, between its look at
+// Lost and its write, and learn of the loss only after the write: fencing
+// is required, not optional. A resource that must never take a write from
+// a former holder checks [Lock.Token], or within etcd [Lock.IsOwner].
 package etcdlock
 
 import (
@@ -68,8 +77,9 @@ func WithContentTemplate(t string) Option {
 
 // WithTTL sets the TTL of the lock's lease, [DefaultTTL] by default: how
 // long after its holder dies or loses touch with the cluster the lock is
-// released. etcd counts whole seconds, so any other TTL makes New and
-// Acquire return a [*lockfile.OptionError]. etcd raises a TTL below its
+// released, and how often the lease is renewed: three times per TTL.
+// etcd counts whole seconds, so any other TTL makes New and Acquire
+// return a [*lockfile.OptionError]. etcd raises a TTL below its
 // minimum (2s with its default settings) to that minimum.
 func WithTTL(d time.Duration) Option {
 	return func(c *config) {
@@ -90,11 +100,11 @@ type Lock struct {
 
 	lost      chan struct{}
 	stopWatch context.CancelFunc
-	watchDone chan struct{}
 
 	mu       sync.Mutex
-	lostErr  error // why the lock was lost; set by watch before lost closes
-	released bool  // Close was called
+	lostErr  error     // why the lock was lost; set by lose before lost closes
+	lostAt   time.Time // when lost closed
+	released bool      // Close was called
 }
 
 // New takes the lock named key if it is free. If it is held, the error is
@@ -105,17 +115,14 @@ type Lock struct {
 // there, and no lock's name may be another's followed by "/" ("/locks/a"
 // and "/locks/a-b", not "/locks/a" and "/locks/a/b"). Every Lock has a lease
 // of its own, so two Locks in one process exclude each other. ctx bounds
-// the calls to etcd that take the lock; the lock does not depend on it.
+// the calls to etcd that take the lock, which wait for a connection while
+// etcd cannot be reached; the lock does not depend on it.
 func New(ctx context.Context, client *clientv3.Client, key string, opts ...Option) (*Lock, error) {
 	c, err := configure(key, opts)
 	if err != nil {
 		return nil, err
 	}
-	a, err := begin(ctx, client, key, c.content, c.ttl)
-	if err != nil {
-		return nil, failed(ctx, key, err)
-	}
-	l, err := a.try(ctx)
+	l, err := tryNew(ctx, client, key, c.content, c.ttl)
 	if err != nil {
 		return nil, failed(ctx, key, err)
 	}
@@ -124,10 +131,12 @@ func New(ctx context.Context, client *clientv3.Client, key string, opts ...Optio
 
 // Acquire takes the lock as [New] does, but if it is held, it waits until
 // it is free, in the order of arrival, or until ctx is done. If ctx ends
-// first, the error is a [*lockfile.LockError] naming the holder, for which
-// errors.Is(err, lockfile.ErrLocked) and errors.Is(err, ctx.Err()) hold;
-// Acquire returns within a second of that even if etcd does not answer.
-// Failures that pass, such as a leader election, make it start over.
+// while the lock is held, the error is a [*lockfile.LockError] naming the
+// holder, for which errors.Is(err, lockfile.ErrLocked) and errors.Is(err,
+// ctx.Err()) hold; Acquire returns within a second of ctx's end even if
+// etcd does not answer, with another error wrapping ctx.Err() if it could
+// not learn the holder. Failures that pass, such as a leader election,
+// make it start over.
 func Acquire(ctx context.Context, client *clientv3.Client, key string, opts ...Option) (*Lock, error) {
 	c, err := configure(key, opts)
 	if err != nil {
@@ -139,6 +148,11 @@ func Acquire(ctx context.Context, client *clientv3.Client, key string, opts ...O
 			var l *Lock
 			if l, err = a.queue(ctx); err == nil {
 				return l, nil
+			}
+		} else if ctxErr := doneErr(ctx); ctxErr != nil {
+			// No key was put: ask who holds the lock.
+			if holder, held := holderAtEnd(ctx, client, key); held {
+				return nil, stoppedWaiting(key, holder, ctxErr)
 			}
 		}
 		if doneErr(ctx) != nil || !errors.Is(err, errRetry) && !passing(err) {
@@ -218,30 +232,51 @@ func (l *Lock) IsOwner() clientv3.Cmp {
 // this process counts from the sending of the last renewal etcd answered.
 func (l *Lock) Lost() <-chan struct{} { return l.lost }
 
-// Close releases the lock: it stops renewing the lease and revokes it,
-// which deletes the key. While etcd fails, it tries again for at most the
-// TTL, by when the lease has expired, and then returns the error. If the
-// lock had been lost, Close returns an error wrapping [ErrLost] at once.
-// Closing a closed Lock returns nil.
+// Deadline returns the time, by this process's clock, before which etcd
+// cannot let the lock's lease expire: the sending of the last renewal etcd
+// answered, plus the TTL. It moves later with each renewal, and once Lost
+// is closed, it is no later than that moment. The lock can be lost before
+// it, when its key is deleted or its lease revoked. The time holds while
+// this host's clock and etcd's run at the same rate.
+func (l *Lock) Deadline() time.Time {
+	d := l.lease.deadline()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.lostAt.IsZero() && l.lostAt.Before(d) {
+		return l.lostAt
+	}
+	return d
+}
+
+// closeLost closes lost; l.mu is held.
+func (l *Lock) closeLost() {
+	l.lostAt = time.Now()
+	close(l.lost)
+}
+
+// Close releases the lock: it deletes the key and keeps the lease for the
+// client's next lock. If etcd does not answer, it revokes the lease,
+// trying again while etcd fails until the lease has expired by itself,
+// and then returns the error. If the lock had been lost, Close waits,
+// as long at most, until the lease is revoked, and returns an error
+// wrapping [ErrLost]. Closing a closed Lock returns nil.
 func (l *Lock) Close() error {
 	l.mu.Lock()
 	if l.released {
 		l.mu.Unlock()
 		return nil
 	}
-	l.released = true
-	l.mu.Unlock()
-	l.stopWatch()
-	<-l.watchDone // no loss is recorded after this
+	l.released = true // no loss is recorded after this
 	err := l.lostErr
 	if err == nil {
-		close(l.lost)
-		if l.lease.ended.Err() != nil {
-			l.lease.drop()
-			err = errLeaseEnded
-		} else {
-			err = l.lease.release()
-		}
+		l.closeLost()
+	}
+	l.mu.Unlock()
+	l.stopWatch()
+	if err == nil {
+		err = l.release()
+	} else {
+		<-l.lease.finished // begun by the loss
 	}
 	if err != nil {
 		return fmt.Errorf("etcdlock: release %s: %w", l.key, err)
@@ -249,42 +284,87 @@ func (l *Lock) Close() error {
 	return nil
 }
 
+// release deletes the key of a lock that was not lost and keeps its lease
+// for the client's next lock; if etcd does not answer in time, it revokes
+// the lease instead.
+func (l *Lock) release() error {
+	if l.lease.ended.Err() != nil {
+		<-l.lease.finished
+		return errLeaseEnded
+	}
+	ctx, cancel := context.WithTimeout(l.lease.client.Ctx(), revokeTry)
+	resp, err := l.lease.client.Delete(ctx, l.myKey, clientv3.WithPrevKV())
+	cancel()
+	if err != nil {
+		return l.lease.finish(l.lease.expiry())
+	}
+	if len(resp.PrevKvs) == 0 || resp.PrevKvs[0].CreateRevision != l.token {
+		// Deleted before the watch saw it, perhaps with the lease.
+		go l.lease.finish(time.Now().Add(courtesyTimeout))
+		return errKeyDeleted
+	}
+	keep(l.lease)
+	return nil
+}
+
+// watchDelay is how long a Lock waits before it watches its key. A watch
+// from a past revision reports a deletion when etcd catches it up, every
+// 100 ms, so the delay costs Lost no more than that; and a lock released
+// sooner costs no watch.
+const watchDelay = 100 * time.Millisecond
+
 var (
 	errLeaseEnded = fmt.Errorf("%w: its lease ended", ErrLost)
 	errKeyDeleted = fmt.Errorf("%w: its key was deleted", ErrLost)
 )
 
-// watch closes lost, and drops the lease, when the lease ends or the key is
-// deleted, until ctx is cancelled by Close.
-func (l *Lock) watch(ctx context.Context) {
-	defer close(l.watchDone)
+// watch starts watching the key once the lock has been held for
+// watchDelay, and ends on the lease's end, which closes lost.
+func (l *Lock) watch() {
+	// Only Close cancels the watch: a watch ended by the client's closing
+	// is the loss it is.
+	ctx, stop := context.WithCancel(context.Background())
+	// A lock released within watchDelay opens no watch: Close reports a
+	// deletion of the key as a loss all the same.
+	timer := time.AfterFunc(watchDelay, func() { l.watchKey(ctx) })
+	leaseEnded := context.AfterFunc(l.lease.ended, func() { l.lose(errLeaseEnded) })
+	l.stopWatch = func() {
+		stop()
+		timer.Stop()
+		leaseEnded()
+	}
+}
+
+// lose records the loss of the lock for reason, unless Close was called,
+// and revokes the lease.
+func (l *Lock) lose(reason error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.released && l.lostErr == nil {
+		l.lostErr = reason
+		l.closeLost()
+		go l.lease.finish(time.Now().Add(courtesyTimeout)) // no-op if it ended
+	}
+}
+
+// watchKey closes lost when the key is deleted, until ctx is cancelled by
+// Close or the lease ends.
+func (l *Lock) watchKey(ctx context.Context) {
 	// On a closed client, calls would never return: end them with the
 	// lease.
 	callCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(l.lease.ended, cancel)()
 	rev := l.token + 1 // catches a deletion before the watch started
-	for {
+	for callCtx.Err() == nil {
 		reason := l.watchFrom(callCtx, &rev)
 		if reason == nil && callCtx.Err() == nil {
 			// The watch ended without news (its revision compacted, or
 			// its member gone): look at the key, and watch from there.
 			reason = l.check(callCtx, &rev)
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		if reason == nil && l.lease.ended.Err() != nil {
-			reason = errLeaseEnded
-		}
-		if reason != nil {
-			l.mu.Lock()
-			if !l.released {
-				l.lostErr = reason
-				close(l.lost)
-				l.lease.drop()
-			}
-			l.mu.Unlock()
+		if reason != nil && ctx.Err() == nil {
+			l.lose(reason)
 			return
 		}
 	}

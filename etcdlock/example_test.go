@@ -213,3 +213,54 @@ func ExampleLock_Lost() {
 	// lock lost: stopping
 	// Close reports the loss: true
 }
+
+// runOnce runs job unless another instance holds the lock, and cancels
+// job's context if the lock is lost. The README shows it.
+func runOnce(ctx context.Context, client *clientv3.Client,
+	job func(ctx context.Context, token int64) error) error {
+	// New waits while etcd cannot be reached, as every call of the etcd
+	// client does: bound it.
+	tryCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	lock, err := etcdlock.New(tryCtx, client, "/locks/report-job",
+		etcdlock.WithContentTemplate("{pid};{hostname}"))
+	var lockErr *lockfile.LockError
+	if errors.As(err, &lockErr) {
+		return fmt.Errorf("already running: %s", lockErr.Holder)
+	}
+	if err != nil {
+		return err // etcd did not answer in time, or refused the request
+	}
+	jobCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-lock.Lost(): // someone else may hold the lock now
+			stop()
+		case <-jobCtx.Done():
+		}
+	}()
+	err = job(jobCtx, lock.Token()) // job fences its writes with the token
+	if closeErr := lock.Close(); err == nil {
+		err = closeErr // wraps etcdlock.ErrLost if the lock was lost
+	}
+	return err
+}
+
+// A job that must run once at a time across hosts, refused while it runs.
+func Example_runOnce() {
+	client := connect()
+	defer client.Close()
+	ctx := context.Background()
+	err := runOnce(ctx, client, func(ctx context.Context, _ int64) error {
+		// While the job runs, a second instance is refused.
+		err := runOnce(ctx, client, func(context.Context, int64) error { return nil })
+		refused := strings.HasPrefix(fmt.Sprint(err), "already running: ")
+		fmt.Println("second instance refused:", refused)
+		return nil
+	})
+	fmt.Println("first instance:", err)
+	// Output:
+	// second instance refused: true
+	// first instance: <nil>
+}

@@ -3,6 +3,7 @@ package etcdlock
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -19,13 +20,23 @@ import (
 type lease struct {
 	client *clientv3.Client
 	id     clientv3.LeaseID
+	asked  time.Duration // the TTL asked for, which names the lease's pool
 	ttl    time.Duration // as granted
 
 	// ended is done once the lease has ended or may have: its time ran
-	// out, etcd said it is gone, or the client was closed.
+	// out, etcd said it is gone, the client was closed, or finish began.
 	ended context.Context
 	end   context.CancelFunc
 	stop  context.CancelFunc // stops the renewals
+
+	mu        sync.Mutex
+	until     time.Time // etcd cannot let the lease expire before
+	lastSent  time.Time // the sending of the last request that may renew it
+	finishing bool
+	finished  chan struct{} // closed once finish has ended
+	finishErr error         // finish's result, set before finished closes
+
+	hooked bool // its end removes it from kept; guarded by kept
 }
 
 // renewRetry is how soon a renewal that failed is tried again, on a new
@@ -39,50 +50,100 @@ func grant(ctx context.Context, client *clientv3.Client, ttl time.Duration) (*le
 	if err != nil {
 		return nil, err
 	}
-	l := &lease{client: client, id: resp.ID, ttl: time.Duration(resp.TTL) * time.Second}
+	l := &lease{client: client, id: resp.ID, asked: ttl, ttl: time.Duration(resp.TTL) * time.Second,
+		finished: make(chan struct{})}
+	l.until, l.lastSent = sent.Add(l.ttl), sent
 	l.ended, l.end = context.WithCancel(context.Background())
 	renewCtx, stop := context.WithCancel(client.Ctx())
 	l.stop = stop
-	go l.renew(renewCtx, sent.Add(l.ttl))
+	go l.renew(renewCtx)
 	return l, nil
+}
+
+// obtain returns a lease for an attempt: the one the client keeps, or a
+// new one. The grant is not bound to ctx: a lease that etcd grants after
+// ctx has ended is revoked, which it could not be if the answer were
+// dropped.
+func obtain(ctx context.Context, client *clientv3.Client, ttl time.Duration) (*lease, error) {
+	if l := takeKept(client, ttl); l != nil {
+		return l, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	type granted struct {
+		l   *lease
+		err error
+	}
+	result := make(chan granted, 1)
+	go func() {
+		grantCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ttl)
+		defer cancel()
+		l, err := grant(grantCtx, client, ttl)
+		result <- granted{l, err}
+	}()
+	select {
+	case r := <-result:
+		return r.l, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-result; r.err == nil {
+				r.l.finish(time.Now().Add(courtesyTimeout))
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// deadline returns the time before which etcd cannot let the lease expire.
+func (l *lease) deadline() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.until
 }
 
 // renew renews the lease a third of the TTL after each answered renewal,
 // leaving two more tries before it could expire, until ctx ends or the
-// lease does. until is the time before which etcd cannot let it expire.
-func (l *lease) renew(ctx context.Context, until time.Time) {
+// lease does.
+func (l *lease) renew(ctx context.Context) {
 	var s *keepAlive
 	defer func() { s.close() }()
+	until := l.deadline()
 	timer := time.NewTimer(time.Until(until.Add(-l.ttl * 2 / 3)))
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			if l.client.Ctx().Err() != nil {
-				l.end() // no one can renew it any more
+				l.finishWithout() // no one can renew or revoke it any more
 			}
-			return
-		case <-l.ended.Done():
 			return
 		case <-timer.C:
 		}
 		sent := time.Now()
 		if !sent.Before(until) {
-			l.end()
+			s.close()
+			l.finish(l.expiry()) // it may live on in etcd: revoke it
 			return
 		}
 		if s == nil {
 			s = openKeepAlive(ctx, l.client)
 		}
+		l.mu.Lock()
+		l.lastSent = sent
+		l.mu.Unlock()
 		// A try stuck on a connection that died quietly would use up all
 		// the time left, while a try on a new stream may pass.
 		ttl, err := s.renew(l.id, earlier(sent.Add(l.ttl/3), until))
 		switch {
 		case err == nil && ttl > 0:
 			until = sent.Add(ttl)
+			l.mu.Lock()
+			l.until = until
+			l.mu.Unlock()
 			timer.Reset(time.Until(until.Add(-l.ttl * 2 / 3)))
 		case err == nil: // etcd answers a renewal of a lease it lacks with TTL 0
-			l.end()
+			l.finishWithout()
 			return
 		default:
 			s.close()
@@ -92,27 +153,31 @@ func (l *lease) renew(ctx context.Context, until time.Time) {
 	}
 }
 
-// drop stops renewing the lease and revokes it in the background, which
-// deletes its key. A lease that etcd does not revoke in time expires by
-// itself.
-func (l *lease) drop() {
-	l.stop()
-	if l.client.Ctx().Err() == nil {
-		go func() {
-			ctx, cancel := context.WithTimeout(l.client.Ctx(), courtesyTimeout)
-			defer cancel()
-			l.client.Revoke(ctx, l.id)
-		}()
-	}
+// expiry returns the time by which etcd has let the lease expire if it
+// was not renewed: the TTL after the sending of the last request that
+// could renew it.
+func (l *lease) expiry() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastSent.Add(l.ttl)
 }
 
-// release stops renewing the lease and revokes it, trying again while etcd
-// fails, as during a leader election, for at most the TTL: by then the
-// lease has expired anyway. It returns errLeaseEnded if the lease was gone
-// already.
-func (l *lease) release() error {
-	l.stop()
-	deadline := time.Now().Add(l.ttl)
+// finish ends the lease: it stops the renewals, ends l.ended, and revokes
+// the lease, which deletes its keys, trying again while etcd fails until
+// deadline; then it closes l.finished. Only the first call does this;
+// every call returns once it is done, with its error: errLeaseEnded if
+// etcd had no such lease.
+func (l *lease) finish(deadline time.Time) error {
+	if l.begin() {
+		l.finishErr = l.revoke(deadline)
+		close(l.finished)
+	}
+	<-l.finished
+	return l.finishErr
+}
+
+// revoke revokes the lease, trying again while etcd fails until deadline.
+func (l *lease) revoke(deadline time.Time) error {
 	for n := 0; ; n++ {
 		ctx, cancel := context.WithDeadline(l.client.Ctx(), earlier(time.Now().Add(revokeTry), deadline))
 		_, err := l.client.Revoke(ctx, l.id)
@@ -130,9 +195,33 @@ func (l *lease) release() error {
 	}
 }
 
-// revokeTry bounds one try of release, and courtesyTimeout the calls that
-// must not keep a caller waiting on an unresponsive cluster: a background
-// revocation, and the deletion of an abandoned attempt's key.
+// finishWithout ends the lease as finish does, but without revoking it:
+// etcd has no such lease, or the client can no longer reach it.
+func (l *lease) finishWithout() {
+	if l.begin() {
+		close(l.finished)
+	}
+}
+
+// begin stops the renewals and ends l.ended, and reports whether this is
+// the first call, which must close l.finished.
+func (l *lease) begin() bool {
+	l.mu.Lock()
+	first := !l.finishing
+	l.finishing = true
+	l.mu.Unlock()
+	if first {
+		l.stop()
+		l.end()
+	}
+	return first
+}
+
+// revokeTry bounds one try of a revocation or of a release, and
+// courtesyTimeout the calls that must not keep a caller waiting on an
+// unresponsive cluster: a revocation in the background, the deletion of an
+// abandoned attempt's key, and the read of the holder by an Acquire whose
+// context has ended.
 const (
 	revokeTry       = time.Second
 	courtesyTimeout = time.Second

@@ -35,17 +35,51 @@ var (
 	errWatchEnded       = fmt.Errorf("%w: the watch ended", errRetry)
 )
 
-// begin grants the lease of a new attempt.
+// begin starts an attempt on the lease the client keeps, or a new one.
 func begin(ctx context.Context, client *clientv3.Client, key, content string, ttl time.Duration) (*attempt, error) {
-	l, err := grant(ctx, client, ttl)
+	l, err := obtain(ctx, client, ttl)
 	if err != nil {
 		return nil, fmt.Errorf("granting a lease: %w", err)
 	}
-	return &attempt{client: client, key: key, myKey: fmt.Sprintf("%s/%x", key, l.id), content: content, lease: l}, nil
+	return newAttempt(client, key, content, l), nil
 }
 
-// try is New's attempt: it puts the contender's key only if no key is
-// under the prefix, so that a refused New leaves nothing behind.
+func newAttempt(client *clientv3.Client, key, content string, l *lease) *attempt {
+	myKey := fmt.Sprintf("%s/%x", key, l.id)
+	return &attempt{client: client, key: key, myKey: myKey, content: content, lease: l}
+}
+
+// tryNew is New's attempt. On the lease the client keeps, it puts the
+// contender's key only if no key is under the prefix; without one, it
+// reads first whether the lock is held. So a refused New writes, grants
+// and revokes nothing.
+func tryNew(ctx context.Context, client *clientv3.Client, key, content string,
+	ttl time.Duration) (*Lock, error) {
+	if l := takeKept(client, ttl); l != nil {
+		lock, err := newAttempt(client, key, content, l).try(ctx)
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			// The kept lease was revoked behind the client's back.
+			return tryNew(ctx, client, key, content, ttl)
+		}
+		return lock, err
+	}
+	resp, err := client.Get(ctx, key+"/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return nil, fmt.Errorf("reading the lock: %w", err)
+	}
+	if len(resp.Kvs) > 0 {
+		holder := holderOf(resp.Kvs)
+		return nil, &lockfile.LockError{Path: key, Holder: holder, Err: lockfile.ErrLocked}
+	}
+	l, err := obtain(ctx, client, ttl)
+	if err != nil {
+		return nil, fmt.Errorf("granting a lease: %w", err)
+	}
+	return newAttempt(client, key, content, l).try(ctx)
+}
+
+// try puts the contender's key only if no key is under the prefix; if one
+// is, the lease is kept for the client's next lock.
 func (a *attempt) try(ctx context.Context) (*Lock, error) {
 	resp, err := a.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(a.key+"/"), "=", 0).WithPrefix()).
@@ -57,7 +91,7 @@ func (a *attempt) try(ctx context.Context) (*Lock, error) {
 		a.abandon(ctx) // the put may have been made
 		return nil, fmt.Errorf("putting the lock key: %w", err)
 	case !resp.Succeeded:
-		a.lease.drop()
+		keep(a.lease)
 		return nil, &lockfile.LockError{Path: a.key, Holder: holderOf(resp.Responses[0].GetResponseRange().Kvs), Err: lockfile.ErrLocked}
 	}
 	a.token = resp.Header.Revision
@@ -77,7 +111,12 @@ func (a *attempt) queue(ctx context.Context) (*Lock, error) {
 		err = fmt.Errorf("key %s exists already", a.myKey) // a fresh lease's cannot
 	}
 	if err != nil {
-		a.abandon(ctx)
+		// The key may have been put: it goes, and if ctx has ended,
+		// the error names the holder as when ctx ends in the wait.
+		holder, held := a.abandon(ctx)
+		if ctxErr := doneErr(ctx); ctxErr != nil && held {
+			return nil, stoppedWaiting(a.key, holder, ctxErr)
+		}
 		return nil, fmt.Errorf("putting the lock key: %w", err)
 	}
 	a.token = resp.Header.Revision
@@ -87,14 +126,23 @@ func (a *attempt) queue(ctx context.Context) (*Lock, error) {
 		return a.held(), nil
 	}
 	if err := a.wait(ctx); err != nil {
-		holder := a.abandon(ctx)
+		holder, held := a.abandon(ctx)
 		if ctxErr := doneErr(ctx); ctxErr != nil {
-			return nil, &lockfile.LockError{Path: a.key, Holder: holder,
-				Err: fmt.Errorf("%w; stopped waiting: %w", lockfile.ErrLocked, ctxErr)}
+			if !held {
+				holder = a.holderWhenPut // etcd did not answer in time
+			}
+			return nil, stoppedWaiting(a.key, holder, ctxErr)
 		}
 		return nil, err
 	}
 	return a.held(), nil
+}
+
+// stoppedWaiting is Acquire's error when ctx ended with err while holder
+// held the lock.
+func stoppedWaiting(key, holder string, err error) error {
+	return &lockfile.LockError{Path: key, Holder: holder,
+		Err: fmt.Errorf("%w; stopped waiting: %w", lockfile.ErrLocked, err)}
 }
 
 // wait waits until no key created before the contender's is left under
@@ -162,30 +210,41 @@ func (a *attempt) waitErr(err error) error {
 
 // held turns an attempt whose key holds the lock into a Lock.
 func (a *attempt) held() *Lock {
-	// Only Close cancels the watch: a watch ended by the client's
-	// closing is the loss it is.
-	watchCtx, stopWatch := context.WithCancel(context.Background())
 	l := &Lock{key: a.key, myKey: a.myKey, content: a.content, token: a.token, lease: a.lease,
-		lost: make(chan struct{}), stopWatch: stopWatch, watchDone: make(chan struct{})}
-	go l.watch(watchCtx)
+		lost: make(chan struct{})}
+	l.watch()
 	return l
 }
 
 // abandon deletes the contender's key, so that the lock does not wait for
-// it even if this process exits now, and drops the lease. It returns the
-// holder then, or if etcd does not answer in time, the one when the key
-// was put.
-func (a *attempt) abandon(ctx context.Context) (holder string) {
-	defer a.lease.drop()
+// it even if this process exits now, and revokes the lease in the
+// background. It returns the holder then, and held if etcd answered in
+// time that the lock is held.
+func (a *attempt) abandon(ctx context.Context) (holder string, held bool) {
+	defer func() { go a.lease.finish(time.Now().Add(courtesyTimeout)) }()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), courtesyTimeout)
 	defer cancel()
 	resp, err := a.client.Txn(ctx).
 		Then(clientv3.OpDelete(a.myKey), clientv3.OpGet(a.key+"/", clientv3.WithFirstCreate()...)).
 		Commit()
 	if err != nil {
-		return a.holderWhenPut
+		return "", false
 	}
-	return holderOf(resp.Responses[1].GetResponseRange().Kvs)
+	kvs := resp.Responses[1].GetResponseRange().Kvs
+	return holderOf(kvs), len(kvs) > 0
+}
+
+// holderAtEnd returns the holder of the lock named key, for an Acquire
+// whose context has ended before its key was put, and held if etcd
+// answered within courtesyTimeout that the lock is held.
+func holderAtEnd(ctx context.Context, client *clientv3.Client, key string) (string, bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), courtesyTimeout)
+	defer cancel()
+	resp, err := client.Get(ctx, key+"/", clientv3.WithFirstCreate()...)
+	if err != nil || len(resp.Kvs) == 0 {
+		return "", false
+	}
+	return holderOf(resp.Kvs), true
 }
 
 // doneErr returns ctx's error, or DeadlineExceeded once its deadline has
