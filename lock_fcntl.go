@@ -36,6 +36,7 @@ type recordLock struct {
 	parked  []int         // other descriptors of the file, closed at release
 	lent    *os.File      // the file lent to hooks, closed at release
 	changed chan struct{} // made by a waiter in this process; closed when the lock is taken or released
+	lost    bool          // the kernel dropped the lock under its holders; see markLost
 }
 
 // locks is the table. Its mutex also orders every lock, unlock and close of
@@ -44,7 +45,8 @@ type recordLock struct {
 var locks struct {
 	sync.Mutex
 	all      []*recordLock
-	detached map[int]bool // descriptors whose waitLock is to give up; see detach
+	lost     []*recordLock // out of all, their holders not yet told; see markLost
+	detached map[int]bool  // descriptors whose waitLock is to give up; see detach
 }
 
 // findLock returns the entry for the file described by st, if any,
@@ -85,6 +87,47 @@ func lockByFD(fd int) *recordLock {
 	}
 	return nil
 }
+
+// lostByFD returns the lost entry whose holders hold fd.
+func lostByFD(fd int) *recordLock {
+	for _, r := range locks.lost {
+		if r.fd == fd || slices.Contains(r.parked, fd) {
+			return r
+		}
+	}
+	return nil
+}
+
+// markLost records that the kernel no longer holds r's lock for this
+// process. r leaves the table, so that the next lock object on the file
+// takes a kernel lock of its own or is refused, and waiters here try
+// again; each of r's holders learns it at its release, which returns
+// errLockLost, and r's descriptors are closed, or parked with a lock taken
+// since, when the last one lets go.
+func markLost(r *recordLock) {
+	locks.all = slices.DeleteFunc(locks.all, func(x *recordLock) bool { return x == r })
+	r.lost = true
+	locks.lost = append(locks.lost, r)
+	r.wake()
+}
+
+// releaseLost lets one holder of the lost entry r go, and closes r's
+// descriptors once none is left. It unlocks nothing: a lock this process
+// took on the file since belongs to the process too.
+func releaseLost(r *recordLock) error {
+	if r.holders--; r.holders > 0 {
+		return nil
+	}
+	locks.lost = slices.DeleteFunc(locks.lost, func(x *recordLock) bool { return x == r })
+	for _, fd := range r.parked {
+		closeOrPark(fd)
+	}
+	return closeOrPark(r.fd)
+}
+
+// errLockLost reports a lock that the kernel dropped while it was held.
+var errLockLost = errors.New("the lock was lost while held: a hook closed a file of it, " +
+	"which dropped this process's record lock")
 
 // joins reports whether a lock of mode m can join r as one more holder.
 func (r *recordLock) joins(m lockMode) bool { return m == shared && r.mode == shared }
@@ -245,6 +288,9 @@ func (f sysFile) unlockAndClose() (unlockErr, closeErr error) {
 	defer locks.Unlock()
 	r := lockByFD(f.fd)
 	if r == nil {
+		if r = lostByFD(f.fd); r != nil {
+			return errLockLost, releaseLost(r)
+		}
 		return nil, closeOrPark(f.fd) // holds no lock; another lock object may
 	}
 	if r.holders--; r.holders > 0 {
@@ -311,7 +357,7 @@ func heldHere(path string, followSymlinks bool, read func(sysFile) string) (stri
 // lendFile runs fn with an *os.File on the locked file. Closing it would
 // drop the lock, so it stays open until the lock is released, and shared
 // holders of this process share one; fn must not close it, and if it does,
-// lendFile reports the lock lost.
+// lendFile reports it, and the lock is marked lost for every holder.
 func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
 	locks.Lock()
 	r := lockByFD(f.fd)
@@ -338,6 +384,11 @@ func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
 	err := fn(file)
 	if file.Fd() == ^uintptr(0) {
 		err = errors.Join(err, errHookClosed)
+		locks.Lock()
+		if !r.lost {
+			markLost(r)
+		}
+		locks.Unlock()
 	}
 	return err
 }
