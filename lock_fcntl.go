@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -37,6 +38,63 @@ type recordLock struct {
 	lent    *os.File      // the file lent to hooks, closed at release
 	changed chan struct{} // made by a waiter in this process; closed when the lock is taken or released
 	lost    bool          // the kernel dropped the lock under its holders; see markLost
+}
+
+// The lock a process inherits from lockfile run, which takes a record lock
+// and execs COMMAND in its place, keeping the locked descriptor open:
+// run names it in these variables, with the path and its own pid, which
+// exec keeps.
+const (
+	inheritedFDEnv   = "LOCKFILE_FD"
+	inheritedPathEnv = "LOCKFILE_PATH"
+	inheritedPIDEnv  = "LOCKFILE_PID"
+)
+
+// inherited makes the table learn the inherited lock once, before its
+// first use; lockTable runs it.
+var inherited sync.Once
+
+// lockTable locks the table, which first learns the inherited lock.
+func lockTable() {
+	inherited.Do(adoptInherited)
+	locks.Lock()
+}
+
+// adoptInherited enters the lock that lockfile run handed to this process
+// into the table, as held by a holder that never lets go: this process's
+// lock objects are refused or wait, or share it if both are shared, and
+// the table never closes a descriptor of the file. The lock is shared if
+// the descriptor is open for reading only, as run -s opens it. Nothing is
+// adopted unless the pid named is this process's (a child of COMMAND
+// inherits the variables, not the lock) and the descriptor is open on the
+// file at the path.
+func adoptInherited() {
+	pid := os.Getenv(inheritedPIDEnv)
+	if pid == "" || pid != strconv.Itoa(os.Getpid()) {
+		return
+	}
+	fd, err := strconv.Atoi(os.Getenv(inheritedFDEnv))
+	if err != nil || fd < 0 {
+		return
+	}
+	st, err := fstat(fd)
+	if err != nil {
+		return
+	}
+	if at, err := statPath(os.Getenv(inheritedPathEnv), true); err != nil || !at.sameFile(st) {
+		return
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return
+	}
+	m := exclusive
+	if flags&unix.O_ACCMODE == unix.O_RDONLY {
+		m = shared
+	}
+	locks.Lock()
+	defer locks.Unlock()
+	locks.all = append(locks.all, &recordLock{fd: fd, file: st, known: true, mode: m, holders: 1})
 }
 
 // locks is the table. Its mutex also orders every lock, unlock and close of
@@ -169,7 +227,7 @@ func joinHere(path string, followSymlinks bool, m lockMode) (sysFile, bool) {
 	if m != shared {
 		return sysFile{}, false
 	}
-	locks.Lock()
+	lockTable()
 	defer locks.Unlock()
 	r := lockAtPath(path, followSymlinks)
 	if r == nil || !r.joins(m) {
@@ -183,7 +241,7 @@ func joinHere(path string, followSymlinks bool, m lockMode) (sysFile, bool) {
 // process holds, or waits for, a lock that excludes it. While the table is
 // empty it costs one fcntl and nothing else.
 func (f sysFile) tryLock(m lockMode) error {
-	locks.Lock()
+	lockTable()
 	defer locks.Unlock()
 	var (
 		st    fileStat
@@ -226,7 +284,7 @@ func (f sysFile) waitLock(m lockMode) error {
 	}
 	delay := 100 * time.Microsecond
 	for {
-		locks.Lock()
+		lockTable()
 		if locks.detached[f.fd] {
 			delete(locks.detached, f.fd)
 			locks.Unlock()
@@ -263,7 +321,7 @@ func (f sysFile) waitLock(m lockMode) error {
 // detach makes a waitLock on f that no one waits for any more give up at
 // its next try, unless it holds the lock already.
 func (f sysFile) detach() bool {
-	locks.Lock()
+	lockTable()
 	defer locks.Unlock()
 	if lockByFD(f.fd) != nil {
 		return false
@@ -284,7 +342,7 @@ var errDetached = errors.New("no one waits for this lock any more")
 // of this process remain, the kernel's lock is theirs too: it is released,
 // and its descriptors closed, when the last of them lets go.
 func (f sysFile) unlockAndClose() (unlockErr, closeErr error) {
-	locks.Lock()
+	lockTable()
 	defer locks.Unlock()
 	r := lockByFD(f.fd)
 	if r == nil {
@@ -304,7 +362,7 @@ func (f sysFile) unlockAndClose() (unlockErr, closeErr error) {
 // close closes the descriptor, or holds it back until the release of a
 // lock this process has on the same file, which closing it would drop.
 func (f sysFile) close() error {
-	locks.Lock()
+	lockTable()
 	defer locks.Unlock()
 	return closeOrPark(f.fd)
 }
@@ -342,7 +400,7 @@ func (f sysFile) testLock() (lockState, error) {
 // the lock's own descriptor. It opens nothing, so it can be asked before an
 // open whose close would drop that lock.
 func heldHere(path string, followSymlinks bool, read func(sysFile) string) (string, lockState) {
-	locks.Lock()
+	lockTable()
 	defer locks.Unlock()
 	r := lockAtPath(path, followSymlinks)
 	switch {
@@ -359,7 +417,7 @@ func heldHere(path string, followSymlinks bool, read func(sysFile) string) (stri
 // holders of this process share one; fn must not close it, and if it does,
 // lendFile reports it, and the lock is marked lost for every holder.
 func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
-	locks.Lock()
+	lockTable()
 	r := lockByFD(f.fd)
 	if r == nil {
 		locks.Unlock()
@@ -384,7 +442,7 @@ func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
 	err := fn(file)
 	if file.Fd() == ^uintptr(0) {
 		err = errors.Join(err, errHookClosed)
-		locks.Lock()
+		lockTable()
 		if !r.lost {
 			markLost(r)
 		}
