@@ -33,11 +33,20 @@ type recordLock struct {
 	file    fileStat // which file it is, once known
 	known   bool
 	mode    lockMode
-	holders int           // lock objects holding it
-	parked  []int         // other descriptors of the file, closed at release
-	lent    *os.File      // the file lent to hooks, closed at release
-	changed chan struct{} // made by a waiter in this process; closed when the lock is taken or released
-	lost    bool          // the kernel dropped the lock under its holders; see markLost
+	holders int      // lock objects holding it
+	parked  []int    // other descriptors of the file, closed at release
+	lent    *os.File // the file lent to hooks, closed at release
+	lost    bool     // the kernel dropped the lock under its holders; see markLost
+}
+
+// A kernelWait is an F_SETLKW call that a thread of this process is
+// blocked in. When the kernel grants it, the process's lock on the file
+// becomes one of its mode at once, whatever this process's lock objects
+// hold; waitLock puts that right before anyone else looks at the table.
+type kernelWait struct {
+	fd   int
+	file fileStat
+	mode lockMode
 }
 
 // The lock a process inherits from lockfile run, which takes a record lock
@@ -104,7 +113,9 @@ var locks struct {
 	sync.Mutex
 	all      []*recordLock
 	lost     []*recordLock // out of all, their holders not yet told; see markLost
+	waits    []*kernelWait // F_SETLKW calls in flight
 	detached map[int]bool  // descriptors whose waitLock is to give up; see detach
+	changed  chan struct{} // made by a waitLock waiting on the table; closed when it changes
 }
 
 // findLock returns the entry for the file described by st, if any,
@@ -166,7 +177,7 @@ func markLost(r *recordLock) {
 	locks.all = slices.DeleteFunc(locks.all, func(x *recordLock) bool { return x == r })
 	r.lost = true
 	locks.lost = append(locks.lost, r)
-	r.wake()
+	wake()
 }
 
 // releaseLost lets one holder of the lost entry r go, and closes r's
@@ -198,12 +209,44 @@ func (r *recordLock) state() lockState {
 	return heldExclusive
 }
 
-// wake tells this process's waiters that r changed.
-func (r *recordLock) wake() {
-	if r.changed != nil {
-		close(r.changed)
-		r.changed = nil
+// wake tells every waitLock waiting on the table that it changed.
+func wake() {
+	if locks.changed != nil {
+		close(locks.changed)
+		locks.changed = nil
 	}
+}
+
+// tableChanged returns a channel that wake closes.
+func tableChanged() <-chan struct{} {
+	if locks.changed == nil {
+		locks.changed = make(chan struct{})
+	}
+	return locks.changed
+}
+
+// sharedWaitOn reports a shared F_SETLKW in flight on the file. While
+// there is one, no lock object of this process may hold the file
+// exclusively: the kernel, granting it, would turn that lock into a shared
+// one, which another process's shared lock could then join before it was
+// turned back.
+func sharedWaitOn(st fileStat) bool {
+	for _, w := range locks.waits {
+		if w.mode == shared && w.file.sameFile(st) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitByFD returns the F_SETLKW call in flight on fd, if any.
+func waitByFD(fd int) *kernelWait {
+	for _, w := range locks.waits {
+		if w.fd == fd {
+			return w
+		}
+	}
+	return nil
 }
 
 // dropLock removes r from the table once its lock is gone, closes the
@@ -217,7 +260,7 @@ func dropLock(r *recordLock) {
 	if r.lent != nil {
 		r.lent.Close()
 	}
-	r.wake()
+	wake()
 }
 
 // joinHere makes the caller one more holder of a shared lock that this
@@ -247,7 +290,7 @@ func (f sysFile) tryLock(m lockMode) error {
 		st    fileStat
 		known bool
 	)
-	if len(locks.all) > 0 {
+	if len(locks.all) > 0 || len(locks.waits) > 0 {
 		var err error
 		if st, err = fstat(f.fd); err != nil {
 			return fmt.Errorf("fstat: %w", err)
@@ -259,6 +302,9 @@ func (f sysFile) tryLock(m lockMode) error {
 			r.holders++
 			r.parked = append(r.parked, f.fd) // opened since joinHere looked
 			return nil
+		}
+		if m == exclusive && sharedWaitOn(st) {
+			return ErrLocked // another process held the lock a moment ago
 		}
 		known = true
 	}
@@ -272,17 +318,16 @@ func (f sysFile) tryLock(m lockMode) error {
 var lockType = [...]int16{exclusive: unix.F_WRLCK, shared: unix.F_RDLCK}
 
 // waitLock takes the lock, waiting first, without a thread, for the lock
-// objects of this process that exclude it to let go, and then for other
-// processes. That wait tries F_SETLK every millisecond at most rather than
-// blocking in F_SETLKW: a blocked call could not be given up, and the lock
-// the kernel would grant it at last would merge with any lock this process
-// took meanwhile, so it would have to exclude them all until then.
+// objects of this process that exclude it to let go, and then in the
+// kernel (F_SETLKW) for other processes, so that it takes the lock as soon
+// as it is released. The kernel call cannot be given up; detach ends only
+// a wait on the table. What the call's lock does to this process's other
+// lock objects on the file is put right by settle.
 func (f sysFile) waitLock(m lockMode) error {
 	st, err := fstat(f.fd)
 	if err != nil {
 		return fmt.Errorf("fstat: %w", err)
 	}
-	delay := 100 * time.Microsecond
 	for {
 		lockTable()
 		if locks.detached[f.fd] {
@@ -290,17 +335,15 @@ func (f sysFile) waitLock(m lockMode) error {
 			locks.Unlock()
 			return errDetached
 		}
-		if r := findLock(st); r != nil {
-			if r.joins(m) {
-				r.holders++
-				r.parked = append(r.parked, f.fd)
-				locks.Unlock()
-				return nil
-			}
-			if r.changed == nil {
-				r.changed = make(chan struct{})
-			}
-			changed := r.changed
+		r := findLock(st)
+		if r != nil && r.joins(m) {
+			r.holders++
+			r.parked = append(r.parked, f.fd)
+			locks.Unlock()
+			return nil
+		}
+		if r != nil || m == exclusive && sharedWaitOn(st) {
+			changed := tableChanged()
 			locks.Unlock()
 			<-changed
 			continue
@@ -309,21 +352,81 @@ func (f sysFile) waitLock(m lockMode) error {
 		if err == nil {
 			locks.all = append(locks.all, &recordLock{fd: f.fd, file: st, known: true, mode: m, holders: 1})
 		}
-		locks.Unlock()
 		if err != ErrLocked {
+			locks.Unlock()
 			return err
 		}
-		time.Sleep(delay)
-		delay = min(2*delay, time.Millisecond)
+		w := &kernelWait{fd: f.fd, file: st, mode: m}
+		locks.waits = append(locks.waits, w)
+		locks.Unlock()
+		err = setLock(f.fd, unix.F_SETLKW, lockType[m])
+		lockTable()
+		locks.waits = slices.DeleteFunc(locks.waits, func(x *kernelWait) bool { return x == w })
+		wake()
+		if err == nil {
+			err = w.settle()
+		}
+		locks.Unlock()
+		switch {
+		case err == nil:
+			return nil
+		case err == errDeadlock:
+			// The kernel counts every lock of the process as held by
+			// this call's owner, and so finds deadlocks between
+			// goroutines that wait for nothing of each other's.
+			time.Sleep(time.Millisecond)
+		case err != ErrLocked:
+			return err
+		}
 	}
 }
 
+// settle runs, with the table locked, once w's F_SETLKW has granted the
+// lock, and leaves the process holding what its lock objects hold. It
+// returns nil if w's caller holds the lock now, and ErrLocked if it is to
+// wait again. Locks taken, released or closed by this process since the
+// grant may have changed or dropped the lock; a lock object of this
+// process that holds the file keeps what the table says it holds.
+func (w *kernelWait) settle() error {
+	if r := findLock(w.file); r != nil {
+		if r.mode == exclusive || w.mode == exclusive {
+			// The grant made the process's lock w's kind: make it r's
+			// again. Turning an exclusive lock into a shared one is
+			// atomic, and an exclusive r cannot have lost its lock to a
+			// shared call (see sharedWaitOn).
+			setLock(w.fd, unix.F_SETLK, lockType[r.mode])
+		}
+		if !r.joins(w.mode) {
+			return ErrLocked // waits on the table
+		}
+		r.holders++
+		r.parked = append(r.parked, w.fd)
+		return nil
+	}
+	if w.mode == exclusive && sharedWaitOn(w.file) {
+		setLock(w.fd, unix.F_SETLK, unix.F_UNLCK) // the shared call takes its lock again
+		return ErrLocked
+	}
+	// Take it again: a close of a descriptor of the file since the grant
+	// would have dropped it, and another process may have it now.
+	if err := setLock(w.fd, unix.F_SETLK, lockType[w.mode]); err != nil {
+		return err
+	}
+	locks.all = append(locks.all, &recordLock{fd: w.fd, file: w.file, known: true, mode: w.mode, holders: 1})
+	return nil
+}
+
+// errDeadlock is what setLock makes of F_SETLKW's EDEADLK.
+var errDeadlock = errors.New("fcntl: the kernel reports a deadlock")
+
 // detach makes a waitLock on f that no one waits for any more give up at
-// its next try, unless it holds the lock already.
+// its next look at the table, unless it holds the lock already or is
+// blocked in the kernel, where it cannot be reached: it then takes the
+// lock when the holder lets go, and its caller releases it.
 func (f sysFile) detach() bool {
 	lockTable()
 	defer locks.Unlock()
-	if lockByFD(f.fd) != nil {
+	if lockByFD(f.fd) != nil || waitByFD(f.fd) != nil {
 		return false
 	}
 	if locks.detached == nil {
@@ -470,6 +573,8 @@ func lockError(err error) error {
 		return nil
 	case err == unix.EAGAIN || err == unix.EACCES:
 		return ErrLocked
+	case err == unix.EDEADLK:
+		return errDeadlock
 	case err == unix.ENOLCK || err == unix.ENOTSUP || err == unix.EOPNOTSUPP || err == unix.ENOSYS:
 		// NFS without a lock manager, and some FUSE and SMB mounts.
 		return fmt.Errorf("%w by this file system (fcntl: %w)", ErrUnsupported, err)
