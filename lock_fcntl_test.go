@@ -3,10 +3,12 @@
 package lockfile
 
 import (
+	"context"
 	"errors"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A shared holder's hook that closes its file drops the process's record
@@ -51,5 +53,56 @@ func TestSharedHookThatClosesItsFileLosesTheLockForAll(t *testing.T) {
 	if err := second.Close(); err != nil {
 		t.Fatal(err)
 	}
+	assertFree(t, path)
+}
+
+// kernelWaits counts the F_SETLKW calls this process has in flight.
+func kernelWaits() int {
+	locks.Lock()
+	defer locks.Unlock()
+	return len(locks.waits)
+}
+
+// An exclusive wait blocked in the kernel behind another process's shared
+// holder does not keep this process from sharing the lock meanwhile. When
+// the kernel grants the wait, which makes the process's lock exclusive,
+// the lock becomes shared again at once: other processes can share it,
+// and the exclusive caller goes on waiting for this process's shared
+// holder, and gets the lock when it lets go.
+func TestExclusiveWaitGrantedBesideSharedHolderHere(t *testing.T) {
+	path := tempLockPath(t)
+	peer := startHelper(t, "shared", path)
+	peer.expect(t, "locked")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got := acquireInBackground(ctx, path)
+	waitUntil(t, "the exclusive wait to block in the kernel", func() bool { return kernelWaits() == 1 })
+	s, err := NewShared(path)
+	if err != nil {
+		t.Fatalf("NewShared beside another process's shared lock and a wait here: %v", err)
+	}
+	peer.finish(t)
+	waitUntil(t, "the kernel to grant the wait", func() bool { return kernelWaits() == 0 })
+	select {
+	case r := <-got:
+		t.Fatalf("Acquire returned while a shared holder of this process held the lock: %v", r.err)
+	default:
+	}
+	other := startHelper(t, "shared", path)
+	if verb, rest := other.next(t); verb != "locked" {
+		t.Fatalf("NewShared in another process once the wait here was granted: %s %s, want locked", verb, rest)
+	}
+	other.finish(t)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if verb, _ := tryInHelper(t, path); verb != "locked" {
+		t.Fatalf("New in another process while Acquire holds the lock: %q, want locked", verb)
+	}
+	r.lock.Close()
 	assertFree(t, path)
 }
