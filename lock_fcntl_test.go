@@ -3,13 +3,54 @@
 package lockfile
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
+
+// crossWaitEnv runs the helper of TestWaitsThatCrossAreNotADeadlock:
+// "HELD WANTED" (run from init, before TestMain).
+const crossWaitEnv = "LOCKFILE_TEST_CROSS_WAIT"
+
+func init() {
+	if spec := os.Getenv(crossWaitEnv); spec != "" {
+		held, wanted, _ := strings.Cut(spec, " ")
+		os.Exit(runCrossWait(held, wanted))
+	}
+}
+
+// runCrossWait holds the lock on held, and once told waits for the one on
+// wanted, reporting what the wait returned; it lets go when stdin closes.
+func runCrossWait(held, wanted string) int {
+	l, err := NewSimple(held)
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println("holding")
+	in := bufio.NewReader(os.Stdin)
+	in.ReadString('\n')
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := AcquireSimple(ctx, wanted)
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println("got")
+	io.Copy(io.Discard, in)
+	w.Close()
+	l.Close()
+	return 0
+}
 
 // A shared holder's hook that closes its file drops the process's record
 // lock under every shared holder of the process. The table must not keep
@@ -105,4 +146,46 @@ func TestExclusiveWaitGrantedBesideSharedHolderHere(t *testing.T) {
 	}
 	r.lock.Close()
 	assertFree(t, path)
+}
+
+// Two processes that each hold one lock and wait for the other's seem
+// deadlocked to the kernel, whose F_SETLKW then fails with EDEADLK; but
+// here the lock this process holds is not held by the goroutine that
+// waits, and it is let go meanwhile. The wait is not given up for that: the other process
+// gets the lock once it is released.
+func TestWaitsThatCrossAreNotADeadlock(t *testing.T) {
+	dir := testDir(t)
+	mine, theirs := filepath.Join(dir, "mine"), filepath.Join(dir, "theirs")
+	l, err := NewSimple(mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), crossWaitEnv+"="+theirs+" "+mine)
+	peer := startProcess(t, cmd)
+	peer.expect(t, "holding")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got := acquireInBackground(ctx, theirs)
+	waitUntil(t, "the wait here to block in the kernel", func() bool { return kernelWaits() == 1 })
+	if _, err := io.WriteString(peer.stdin, "wait\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the peer's wait meets this process's
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if verb, rest := peer.next(t); verb != "got" {
+		t.Fatalf("the other process's wait for a lock this process held while waiting: %s %s, want got", verb, rest)
+	}
+	peer.finish(t)
+	r := <-got
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	r.lock.Close()
 }
