@@ -42,10 +42,11 @@
 // returns (microseconds), on Windows and other Unix systems until the Go
 // scheduler runs the waiting goroutine (milliseconds in a busy process).
 //
-// Where locks belong to the process (see [Platforms]), a wait for another
-// process tries again every millisecond at most instead of blocking in the
-// kernel: a blocked call could not be given up, and the lock it took at
-// last would merge with the process's other locks on the file.
+// Where locks belong to the process (see [Platforms]), the kernel call
+// (F_SETLKW) cannot be ended before the holder lets go: an abandoned wait
+// stays in the kernel until then, takes the lock and releases it at once.
+// It does not keep this process's shared lock objects from sharing the
+// lock meanwhile.
 //
 // # Deleting a lock file
 //
