@@ -19,11 +19,13 @@ import (
 // process, not to the open file. The kernel grants a second lock object of
 // the holding process the lock it holds already, and drops the process's
 // lock as soon as the process closes any descriptor of the file. So this
-// file keeps a table of the locks this process holds: it refuses, or makes wait, a second lock object on a file in the
-// table, and it holds back every close of a descriptor of such a file until
-// the lock is released. Only Linux built with the lockfile_fcntl tag, AIX
-// and Solaris use it; flock(2) and LockFileEx keep lock objects apart
-// without help.
+// file keeps a table of the locks this process holds, the one it inherited
+// from lockfile run among them, and of its waits in the kernel: it
+// refuses, or makes wait, a second lock object on a file in the table, and
+// it holds back every close of a descriptor of such a file until the lock
+// is released. Only Linux built with the lockfile_fcntl tag, AIX and
+// Solaris use it; flock(2) and LockFileEx keep lock objects apart without
+// help.
 
 // A recordLock is a lock this process holds.
 // Shared holders of one process share it: they hold the descriptor it was
@@ -499,9 +501,10 @@ func (f sysFile) testLock() (lockState, error) {
 	return free, nil
 }
 
-// heldHere reports how this process holds a lock on the file at path, and what read says of the holder, read through
-// the lock's own descriptor. It opens nothing, so it can be asked before an
-// open whose close would drop that lock.
+// heldHere reports how this process holds a lock on the file at path, and
+// what read says of the holder, read through the lock's own descriptor. It
+// opens nothing, so it can be asked before an open whose close would drop
+// that lock.
 func heldHere(path string, followSymlinks bool, read func(sysFile) string) (string, lockState) {
 	lockTable()
 	defer locks.Unlock()
