@@ -86,8 +86,12 @@
 // lock file itself (os.ReadFile does both), which would drop the lock; read
 // and write it through a [WithOnLock] hook's file, and leave that file
 // open. The hooks of a process's shared holders share one file there, and
-// with it the file offset: use ReadAt. Building with the tag lockfile_fcntl makes Linux lock the same way,
-// to test code for those systems; such a build does not exclude flock(2)
+// with it the file offset: use ReadAt. A program that lockfile run execs
+// inherits the lock's descriptor: the package learns it from LOCKFILE_FD,
+// LOCKFILE_PATH and LOCKFILE_PID at its first use, and treats the lock as
+// held by this process, shared if the descriptor is open for reading only.
+// Building with the tag lockfile_fcntl makes Linux lock the same way, to
+// test code for those systems; such a build does not exclude flock(2)
 // users on Linux, zc.lockfile and flock(1) among them.
 //
 // On NFS, Linux and FreeBSD take flock(2) locks as whole-file locks on the
