@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -18,11 +19,13 @@ import (
 // process, not to the open file. The kernel grants a second lock object of
 // the holding process the lock it holds already, and drops the process's
 // lock as soon as the process closes any descriptor of the file. So this
-// file keeps a table of the locks this process holds: it refuses, or makes wait, a second lock object on a file in the
-// table, and it holds back every close of a descriptor of such a file until
-// the lock is released. Only Linux built with the lockfile_fcntl tag, AIX
-// and Solaris use it; flock(2) and LockFileEx keep lock objects apart
-// without help.
+// file keeps a table of the locks this process holds, the one it inherited
+// from lockfile run among them, and of its waits in the kernel: it
+// refuses, or makes wait, a second lock object on a file in the table, and
+// it holds back every close of a descriptor of such a file until the lock
+// is released. Only Linux built with the lockfile_fcntl tag, AIX and
+// Solaris use it; flock(2) and LockFileEx keep lock objects apart without
+// help.
 
 // A recordLock is a lock this process holds.
 // Shared holders of one process share it: they hold the descriptor it was
@@ -32,10 +35,77 @@ type recordLock struct {
 	file    fileStat // which file it is, once known
 	known   bool
 	mode    lockMode
-	holders int           // lock objects holding it
-	parked  []int         // other descriptors of the file, closed at release
-	lent    *os.File      // the file lent to hooks, closed at release
-	changed chan struct{} // made by a waiter in this process; closed when the lock is taken or released
+	holders int      // lock objects holding it
+	parked  []int    // other descriptors of the file, closed at release
+	lent    *os.File // the file lent to hooks, closed at release
+	lost    bool     // the kernel dropped the lock under its holders; see markLost
+}
+
+// A kernelWait is an F_SETLKW call that a thread of this process is
+// blocked in. When the kernel grants it, the process's lock on the file
+// becomes one of its mode at once, whatever this process's lock objects
+// hold; waitLock puts that right before anyone else looks at the table.
+type kernelWait struct {
+	fd   int
+	file fileStat
+	mode lockMode
+}
+
+// The lock a process inherits from lockfile run, which takes a record lock
+// and execs COMMAND in its place, keeping the locked descriptor open:
+// run names it in these variables, with the path and its own pid, which
+// exec keeps.
+const (
+	inheritedFDEnv   = "LOCKFILE_FD"
+	inheritedPathEnv = "LOCKFILE_PATH"
+	inheritedPIDEnv  = "LOCKFILE_PID"
+)
+
+// inherited makes the table learn the inherited lock once, before its
+// first use; lockTable runs it.
+var inherited sync.Once
+
+// lockTable locks the table, which first learns the inherited lock.
+func lockTable() {
+	inherited.Do(adoptInherited)
+	locks.Lock()
+}
+
+// adoptInherited enters the lock that lockfile run handed to this process
+// into the table, as held by a holder that never lets go: this process's
+// lock objects are refused or wait, or share it if both are shared, and
+// the table never closes a descriptor of the file. The lock is shared if
+// the descriptor is open for reading only, as run -s opens it. Nothing is
+// adopted unless the pid named is this process's (a child of COMMAND
+// inherits the variables, not the lock) and the descriptor is open on the
+// file at the path.
+func adoptInherited() {
+	pid := os.Getenv(inheritedPIDEnv)
+	if pid == "" || pid != strconv.Itoa(os.Getpid()) {
+		return
+	}
+	fd, err := strconv.Atoi(os.Getenv(inheritedFDEnv))
+	if err != nil || fd < 0 {
+		return
+	}
+	st, err := fstat(fd)
+	if err != nil {
+		return
+	}
+	if at, err := statPath(os.Getenv(inheritedPathEnv), true); err != nil || !at.sameFile(st) {
+		return
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return
+	}
+	m := exclusive
+	if flags&unix.O_ACCMODE == unix.O_RDONLY {
+		m = shared
+	}
+	locks.Lock()
+	defer locks.Unlock()
+	locks.all = append(locks.all, &recordLock{fd: fd, file: st, known: true, mode: m, holders: 1})
 }
 
 // locks is the table. Its mutex also orders every lock, unlock and close of
@@ -44,7 +114,10 @@ type recordLock struct {
 var locks struct {
 	sync.Mutex
 	all      []*recordLock
-	detached map[int]bool // descriptors whose waitLock is to give up; see detach
+	lost     []*recordLock // out of all, their holders not yet told; see markLost
+	waits    []*kernelWait // F_SETLKW calls in flight
+	detached map[int]bool  // descriptors whose waitLock is to give up; see detach
+	changed  chan struct{} // made by a waitLock waiting on the table; closed when it changes
 }
 
 // findLock returns the entry for the file described by st, if any,
@@ -86,6 +159,47 @@ func lockByFD(fd int) *recordLock {
 	return nil
 }
 
+// lostByFD returns the lost entry whose holders hold fd.
+func lostByFD(fd int) *recordLock {
+	for _, r := range locks.lost {
+		if r.fd == fd || slices.Contains(r.parked, fd) {
+			return r
+		}
+	}
+	return nil
+}
+
+// markLost records that the kernel no longer holds r's lock for this
+// process. r leaves the table, so that the next lock object on the file
+// takes a kernel lock of its own or is refused, and waiters here try
+// again; each of r's holders learns it at its release, which returns
+// errLockLost, and r's descriptors are closed, or parked with a lock taken
+// since, when the last one lets go.
+func markLost(r *recordLock) {
+	locks.all = slices.DeleteFunc(locks.all, func(x *recordLock) bool { return x == r })
+	r.lost = true
+	locks.lost = append(locks.lost, r)
+	wake()
+}
+
+// releaseLost lets one holder of the lost entry r go, and closes r's
+// descriptors once none is left. It unlocks nothing: a lock this process
+// took on the file since belongs to the process too.
+func releaseLost(r *recordLock) error {
+	if r.holders--; r.holders > 0 {
+		return nil
+	}
+	locks.lost = slices.DeleteFunc(locks.lost, func(x *recordLock) bool { return x == r })
+	for _, fd := range r.parked {
+		closeOrPark(fd)
+	}
+	return closeOrPark(r.fd)
+}
+
+// errLockLost reports a lock that the kernel dropped while it was held.
+var errLockLost = errors.New("the lock was lost while held: a hook closed a file of it, " +
+	"which dropped this process's record lock")
+
 // joins reports whether a lock of mode m can join r as one more holder.
 func (r *recordLock) joins(m lockMode) bool { return m == shared && r.mode == shared }
 
@@ -97,12 +211,44 @@ func (r *recordLock) state() lockState {
 	return heldExclusive
 }
 
-// wake tells this process's waiters that r changed.
-func (r *recordLock) wake() {
-	if r.changed != nil {
-		close(r.changed)
-		r.changed = nil
+// wake tells every waitLock waiting on the table that it changed.
+func wake() {
+	if locks.changed != nil {
+		close(locks.changed)
+		locks.changed = nil
 	}
+}
+
+// tableChanged returns a channel that wake closes.
+func tableChanged() <-chan struct{} {
+	if locks.changed == nil {
+		locks.changed = make(chan struct{})
+	}
+	return locks.changed
+}
+
+// sharedWaitOn reports a shared F_SETLKW in flight on the file. While
+// there is one, no lock object of this process may hold the file
+// exclusively: the kernel, granting it, would turn that lock into a shared
+// one, which another process's shared lock could then join before it was
+// turned back.
+func sharedWaitOn(st fileStat) bool {
+	for _, w := range locks.waits {
+		if w.mode == shared && w.file.sameFile(st) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitByFD returns the F_SETLKW call in flight on fd, if any.
+func waitByFD(fd int) *kernelWait {
+	for _, w := range locks.waits {
+		if w.fd == fd {
+			return w
+		}
+	}
+	return nil
 }
 
 // dropLock removes r from the table once its lock is gone, closes the
@@ -116,7 +262,7 @@ func dropLock(r *recordLock) {
 	if r.lent != nil {
 		r.lent.Close()
 	}
-	r.wake()
+	wake()
 }
 
 // joinHere makes the caller one more holder of a shared lock that this
@@ -126,7 +272,7 @@ func joinHere(path string, followSymlinks bool, m lockMode) (sysFile, bool) {
 	if m != shared {
 		return sysFile{}, false
 	}
-	locks.Lock()
+	lockTable()
 	defer locks.Unlock()
 	r := lockAtPath(path, followSymlinks)
 	if r == nil || !r.joins(m) {
@@ -140,13 +286,13 @@ func joinHere(path string, followSymlinks bool, m lockMode) (sysFile, bool) {
 // process holds, or waits for, a lock that excludes it. While the table is
 // empty it costs one fcntl and nothing else.
 func (f sysFile) tryLock(m lockMode) error {
-	locks.Lock()
+	lockTable()
 	defer locks.Unlock()
 	var (
 		st    fileStat
 		known bool
 	)
-	if len(locks.all) > 0 {
+	if len(locks.all) > 0 || len(locks.waits) > 0 {
 		var err error
 		if st, err = fstat(f.fd); err != nil {
 			return fmt.Errorf("fstat: %w", err)
@@ -158,6 +304,9 @@ func (f sysFile) tryLock(m lockMode) error {
 			r.holders++
 			r.parked = append(r.parked, f.fd) // opened since joinHere looked
 			return nil
+		}
+		if m == exclusive && sharedWaitOn(st) {
+			return ErrLocked // another process held the lock a moment ago
 		}
 		known = true
 	}
@@ -171,35 +320,32 @@ func (f sysFile) tryLock(m lockMode) error {
 var lockType = [...]int16{exclusive: unix.F_WRLCK, shared: unix.F_RDLCK}
 
 // waitLock takes the lock, waiting first, without a thread, for the lock
-// objects of this process that exclude it to let go, and then for other
-// processes. That wait tries F_SETLK every millisecond at most rather than
-// blocking in F_SETLKW: a blocked call could not be given up, and the lock
-// the kernel would grant it at last would merge with any lock this process
-// took meanwhile, so it would have to exclude them all until then.
+// objects of this process that exclude it to let go, and then in the
+// kernel (F_SETLKW) for other processes, so that it takes the lock as soon
+// as it is released. The kernel call cannot be given up; detach ends only
+// a wait on the table. What the call's lock does to this process's other
+// lock objects on the file is put right by settle.
 func (f sysFile) waitLock(m lockMode) error {
 	st, err := fstat(f.fd)
 	if err != nil {
 		return fmt.Errorf("fstat: %w", err)
 	}
-	delay := 100 * time.Microsecond
 	for {
-		locks.Lock()
+		lockTable()
 		if locks.detached[f.fd] {
 			delete(locks.detached, f.fd)
 			locks.Unlock()
 			return errDetached
 		}
-		if r := findLock(st); r != nil {
-			if r.joins(m) {
-				r.holders++
-				r.parked = append(r.parked, f.fd)
-				locks.Unlock()
-				return nil
-			}
-			if r.changed == nil {
-				r.changed = make(chan struct{})
-			}
-			changed := r.changed
+		r := findLock(st)
+		if r != nil && r.joins(m) {
+			r.holders++
+			r.parked = append(r.parked, f.fd)
+			locks.Unlock()
+			return nil
+		}
+		if r != nil || m == exclusive && sharedWaitOn(st) {
+			changed := tableChanged()
 			locks.Unlock()
 			<-changed
 			continue
@@ -208,21 +354,81 @@ func (f sysFile) waitLock(m lockMode) error {
 		if err == nil {
 			locks.all = append(locks.all, &recordLock{fd: f.fd, file: st, known: true, mode: m, holders: 1})
 		}
-		locks.Unlock()
 		if err != ErrLocked {
+			locks.Unlock()
 			return err
 		}
-		time.Sleep(delay)
-		delay = min(2*delay, time.Millisecond)
+		w := &kernelWait{fd: f.fd, file: st, mode: m}
+		locks.waits = append(locks.waits, w)
+		locks.Unlock()
+		err = setLock(f.fd, unix.F_SETLKW, lockType[m])
+		lockTable()
+		locks.waits = slices.DeleteFunc(locks.waits, func(x *kernelWait) bool { return x == w })
+		wake()
+		if err == nil {
+			err = w.settle()
+		}
+		locks.Unlock()
+		switch {
+		case err == nil:
+			return nil
+		case err == errDeadlock:
+			// The kernel counts every lock of the process as held by
+			// this call's owner, and so finds deadlocks between
+			// goroutines that wait for nothing of each other's.
+			time.Sleep(time.Millisecond)
+		case err != ErrLocked:
+			return err
+		}
 	}
 }
 
+// settle runs, with the table locked, once w's F_SETLKW has granted the
+// lock, and leaves the process holding what its lock objects hold. It
+// returns nil if w's caller holds the lock now, and ErrLocked if it is to
+// wait again. Locks taken, released or closed by this process since the
+// grant may have changed or dropped the lock; a lock object of this
+// process that holds the file keeps what the table says it holds.
+func (w *kernelWait) settle() error {
+	if r := findLock(w.file); r != nil {
+		if r.mode == exclusive || w.mode == exclusive {
+			// The grant made the process's lock w's kind: make it r's
+			// again. Turning an exclusive lock into a shared one is
+			// atomic, and an exclusive r cannot have lost its lock to a
+			// shared call (see sharedWaitOn).
+			setLock(w.fd, unix.F_SETLK, lockType[r.mode])
+		}
+		if !r.joins(w.mode) {
+			return ErrLocked // waits on the table
+		}
+		r.holders++
+		r.parked = append(r.parked, w.fd)
+		return nil
+	}
+	if w.mode == exclusive && sharedWaitOn(w.file) {
+		setLock(w.fd, unix.F_SETLK, unix.F_UNLCK) // the shared call takes its lock again
+		return ErrLocked
+	}
+	// Take it again: a close of a descriptor of the file since the grant
+	// would have dropped it, and another process may have it now.
+	if err := setLock(w.fd, unix.F_SETLK, lockType[w.mode]); err != nil {
+		return err
+	}
+	locks.all = append(locks.all, &recordLock{fd: w.fd, file: w.file, known: true, mode: w.mode, holders: 1})
+	return nil
+}
+
+// errDeadlock is what setLock makes of F_SETLKW's EDEADLK.
+var errDeadlock = errors.New("fcntl: the kernel reports a deadlock")
+
 // detach makes a waitLock on f that no one waits for any more give up at
-// its next try, unless it holds the lock already.
+// its next look at the table, unless it holds the lock already or is
+// blocked in the kernel, where it cannot be reached: it then takes the
+// lock when the holder lets go, and its caller releases it.
 func (f sysFile) detach() bool {
-	locks.Lock()
+	lockTable()
 	defer locks.Unlock()
-	if lockByFD(f.fd) != nil {
+	if lockByFD(f.fd) != nil || waitByFD(f.fd) != nil {
 		return false
 	}
 	if locks.detached == nil {
@@ -241,10 +447,13 @@ var errDetached = errors.New("no one waits for this lock any more")
 // of this process remain, the kernel's lock is theirs too: it is released,
 // and its descriptors closed, when the last of them lets go.
 func (f sysFile) unlockAndClose() (unlockErr, closeErr error) {
-	locks.Lock()
+	lockTable()
 	defer locks.Unlock()
 	r := lockByFD(f.fd)
 	if r == nil {
+		if r = lostByFD(f.fd); r != nil {
+			return errLockLost, releaseLost(r)
+		}
 		return nil, closeOrPark(f.fd) // holds no lock; another lock object may
 	}
 	if r.holders--; r.holders > 0 {
@@ -258,7 +467,7 @@ func (f sysFile) unlockAndClose() (unlockErr, closeErr error) {
 // close closes the descriptor, or holds it back until the release of a
 // lock this process has on the same file, which closing it would drop.
 func (f sysFile) close() error {
-	locks.Lock()
+	lockTable()
 	defer locks.Unlock()
 	return closeOrPark(f.fd)
 }
@@ -292,11 +501,12 @@ func (f sysFile) testLock() (lockState, error) {
 	return free, nil
 }
 
-// heldHere reports how this process holds a lock on the file at path, and what read says of the holder, read through
-// the lock's own descriptor. It opens nothing, so it can be asked before an
-// open whose close would drop that lock.
+// heldHere reports how this process holds a lock on the file at path, and
+// what read says of the holder, read through the lock's own descriptor. It
+// opens nothing, so it can be asked before an open whose close would drop
+// that lock.
 func heldHere(path string, followSymlinks bool, read func(sysFile) string) (string, lockState) {
-	locks.Lock()
+	lockTable()
 	defer locks.Unlock()
 	r := lockAtPath(path, followSymlinks)
 	switch {
@@ -311,9 +521,9 @@ func heldHere(path string, followSymlinks bool, read func(sysFile) string) (stri
 // lendFile runs fn with an *os.File on the locked file. Closing it would
 // drop the lock, so it stays open until the lock is released, and shared
 // holders of this process share one; fn must not close it, and if it does,
-// lendFile reports the lock lost.
+// lendFile reports it, and the lock is marked lost for every holder.
 func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
-	locks.Lock()
+	lockTable()
 	r := lockByFD(f.fd)
 	if r == nil {
 		locks.Unlock()
@@ -338,6 +548,11 @@ func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
 	err := fn(file)
 	if file.Fd() == ^uintptr(0) {
 		err = errors.Join(err, errHookClosed)
+		lockTable()
+		if !r.lost {
+			markLost(r)
+		}
+		locks.Unlock()
 	}
 	return err
 }
@@ -361,6 +576,8 @@ func lockError(err error) error {
 		return nil
 	case err == unix.EAGAIN || err == unix.EACCES:
 		return ErrLocked
+	case err == unix.EDEADLK:
+		return errDeadlock
 	case err == unix.ENOLCK || err == unix.ENOTSUP || err == unix.EOPNOTSUPP || err == unix.ENOSYS:
 		// NFS without a lock manager, and some FUSE and SMB mounts.
 		return fmt.Errorf("%w by this file system (fcntl: %w)", errUnsupported, err)

@@ -39,8 +39,9 @@
 // record locks, which belong to the process and are dropped when it closes
 // any descriptor of the file: the package keeps a table of the process's
 // locks, and code outside it must never open and close a held lock file
-// (os.ReadFile does both); read it through a [WithOnLock] hook's file. The
-// build tag lockfile_fcntl makes Linux lock that way, to test such code. On
+// (os.ReadFile does both): read it through a [WithOnLock] hook's file, with
+// ReadAt. A program that `lockfile run` execs adopts the lock it inherits
+// (LOCKFILE_FD). The build tag lockfile_fcntl makes Linux lock that way. On
 // NFS, Linux and FreeBSD lock across hosts; macOS's locks there belong to
 // the process. A file system that cannot lock fails with an error matching
 // errors.ErrUnsupported, as every call does on js/wasm, wasip1 and plan9.

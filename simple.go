@@ -116,9 +116,9 @@ func (l *SimpleLockFile) hold(f sysFile, st fileStat, c *config) (err error) {
 }
 
 // AcquireSimple takes the lock as [NewSimple] does, but while it is held it
-// waits until it is released or ctx is done. The wait blocks in the kernel
-// (on AIX and Solaris, it tries every millisecond), and a call whose ctx
-// ends returns at once, even if the kernel call does not: that call then
+// waits until it is released or ctx is done. The wait blocks in the
+// kernel, and a call whose ctx ends returns at once, even if the kernel
+// call does not: that call then
 // takes the lock for an instant when it is released, and attempts made in
 // that instant are refused. If ctx ends first, the error is a [*LockError]
 // naming the holder, for which errors.Is(err, ctx.Err()) holds too. A nil ctx is an error matching

@@ -139,6 +139,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(holderEnv); path != "" {
 		os.Exit(runHolder(path))
 	}
+	if spec := os.Getenv(peerEnv); spec != "" {
+		os.Exit(runPeer(spec))
+	}
 	if kind := os.Getenv(freshWaiterEnv); kind != "" {
 		os.Exit(runFreshWaiter(kind, os.Getenv(freshPathEnv)))
 	}

@@ -1,0 +1,3 @@
+module lockfile-ci/typecheck
+
+go 1.26.0
