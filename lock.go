@@ -25,7 +25,7 @@ package lockfile
 //	sysFile.kernelInterface(fileStat) bool  procfs and the like
 //	sysFile.osFile(name) (*os.File, error)  a duplicate
 //	sysFile.lendFile(name, fn) error      runs a hook on the locked file
-//	heldHere(path, followSymlinks, read) (holder, lockState)
+//	heldHere(path, followSymlinks) (holder, lockState)
 //	                              a lock of this process's that the kernel
 //	                              would not refuse to another lock object
 //	joinHere(path, followSymlinks, lockMode) (sysFile, bool)

@@ -502,10 +502,10 @@ func (f sysFile) testLock() (lockState, error) {
 }
 
 // heldHere reports how this process holds a lock on the file at path, and
-// what read says of the holder, read through the lock's own descriptor. It
+// the holder, read through the lock's own descriptor. It
 // opens nothing, so it can be asked before an open whose close would drop
 // that lock.
-func heldHere(path string, followSymlinks bool, read func(sysFile) string) (string, lockState) {
+func heldHere(path string, followSymlinks bool) (string, lockState) {
 	lockTable()
 	defer locks.Unlock()
 	r := lockAtPath(path, followSymlinks)
@@ -515,7 +515,7 @@ func heldHere(path string, followSymlinks bool, read func(sysFile) string) (stri
 	case r.state() == heldShared:
 		return "", heldShared // shared holders write nothing
 	}
-	return read(sysFile{r.fd}), heldExclusive
+	return readHolder(sysFile{r.fd}), heldExclusive
 }
 
 // lendFile runs fn with an *os.File on the locked file. Closing it would

@@ -12,7 +12,7 @@ import (
 // lock it, it closes it. A lock that this process holds is found before
 // the file is opened, where the kernel cannot tell lock objects apart.
 func lockNow(path string, c *config) (sysFile, error) {
-	switch holder, state := heldHere(path, c.followSymlinks, readHolder); {
+	switch holder, state := heldHere(path, c.followSymlinks); {
 	case state.excludes(c.mode):
 		return sysFile{}, &LockError{Path: path, Holder: holder, Shared: state == heldShared, Err: ErrLocked}
 	case state == heldShared:

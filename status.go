@@ -20,7 +20,7 @@ type Status struct {
 // Windows), it locks for an instant, and a lock attempt at that instant may
 // be refused.
 func Inspect(path string) (Status, error) {
-	if holder, state := heldHere(path, false, readHolder); state != free {
+	if holder, state := heldHere(path, false); state != free {
 		st, err := statPath(path, false)
 		if err != nil {
 			return Status{}, err

@@ -55,7 +55,7 @@ func gaveUp(ctx context.Context, path string, c *config) error {
 // that moment, read through a descriptor of its own: on Windows, a read
 // through a handle blocked in a lock call would queue behind it.
 func heldError(path string, c *config, err error) error {
-	if holder, state := heldHere(path, c.followSymlinks, readHolder); state != free {
+	if holder, state := heldHere(path, c.followSymlinks); state != free {
 		return &LockError{Path: path, Holder: holder, Shared: state == heldShared, Err: err}
 	}
 	f, openErr := openFile(path, os.O_RDONLY, 0, c.followSymlinks)
