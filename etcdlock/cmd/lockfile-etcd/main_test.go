@@ -32,10 +32,10 @@ import (
 const ciEnv = "LOCKFILE_CI"
 
 var (
-	binDir   string // lockfile and lockfile-etcd
+	binDir      string // lockfile and lockfile-etcd
 	lockfileBin string
-	noEtcd   error
-	server   *etcdServer
+	noEtcd      error
+	server      *etcdServer
 )
 
 func TestMain(m *testing.M) {

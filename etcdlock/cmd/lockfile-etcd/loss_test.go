@@ -1,0 +1,215 @@
+//go:build unix
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A proxy forwards TCP connections to etcd until the test cuts it: then
+// it stops forwarding and leaves the client's connections open and silent,
+// as a partition does.
+type proxy struct {
+	l      net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  []net.Conn
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{l: l, target: target}
+	go p.serve()
+	t.Cleanup(func() {
+		l.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	return p
+}
+
+func (p *proxy) addr() string { return p.l.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c)
+		cut := p.cut
+		p.mu.Unlock()
+		if cut {
+			continue // accepted, and never answered
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, up)
+		p.mu.Unlock()
+		go io.Copy(up, c)
+		go io.Copy(c, up)
+	}
+}
+
+// cutOff stops all forwarding: the connections to etcd are closed, those
+// of the client stay open, and nothing more reaches it.
+func (p *proxy) cutOff() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for i := 1; i < len(p.conns); i++ {
+		if p.conns[i].RemoteAddr().String() == p.target {
+			p.conns[i].Close()
+		}
+	}
+}
+
+// TestLossStopsCommandBeforeNextHolder cuts the holder off from etcd while
+// its COMMAND runs, with a child of COMMAND's, and another contender waits
+// for the lock on a direct connection. In every run, COMMAND's whole group
+// must be dead before the other contender's COMMAND starts, and the holder
+// must exit with the lost status within a second of its group's death.
+//
+// The group's death is the moment the test sees the end of a FIFO that
+// every process of the group holds open, which is after it died; the
+// other COMMAND's start is what it reads from the clock first, after it
+// started; so the gap reported is at most the real one. The other COMMAND
+// also checks that the holder's group is gone.
+func TestLossStopsCommandBeforeNextHolder(t *testing.T) {
+	needEtcd(t)
+	const runs, parallel = 20, 4
+	gaps := make(chan time.Duration, runs)
+	t.Run("group", func(t *testing.T) {
+		for i := range runs {
+			t.Run(strconv.Itoa(i), func(t *testing.T) {
+				t.Parallel()
+				if i >= parallel {
+					time.Sleep(time.Duration(i/parallel) * 10 * time.Millisecond)
+				}
+				gaps <- lossRun(t)
+			})
+		}
+	})
+	close(gaps)
+	smallest, n := time.Duration(1<<62), 0
+	for gap := range gaps {
+		n, smallest = n+1, min(smallest, gap)
+	}
+	t.Logf("%d runs, no overlap; smallest gap between the group's death and the next COMMAND: %v", n, smallest)
+}
+
+func lossRun(t *testing.T) time.Duration {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	died := make(chan time.Time, 1)
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_RDONLY, 0) // waits for the writer
+		if err == nil {
+			io.Copy(io.Discard, f)
+			f.Close()
+		}
+		died <- time.Now()
+	}()
+	key := testKey(t)
+	p := startProxy(t, server.addr)
+	holder := startLockfile(t, "run", "--etcd", p.addr(), "--ttl", "3", key, "sh", "-c",
+		`echo $$ > "$1/pgid"; exec 3>"$1/fifo"; sleep 1000 & echo ready; wait`, "sh", dir)
+	if line := holder.next(t, 10*time.Second); line != "ready" {
+		t.Fatalf("holder said %q", line)
+	}
+	waiter := startLockfile(t, "run", "--etcd", server.addr, "--ttl", "3", "-w", "30", "-v", key, "sh", "-c",
+		`now=$(date +%s%N); if kill -0 -- -"$(cat "$1/pgid")" 2>/dev/null; then echo overlap; else echo clean; fi; echo $now`,
+		"sh", dir)
+	for !strings.Contains(waiter.errors(), "waiting") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.cutOff()
+	var dead time.Time
+	select {
+	case dead = <-died:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("holder's COMMAND still runs 15 s after the cut; stderr: %s", holder.errors())
+	}
+	status := holder.wait(t, 5*time.Second)
+	exited := time.Since(dead)
+	if !status.Exited() || status.ExitStatus() != exitLost {
+		t.Errorf("holder ended with %v, want exit status %d; stderr: %s", status, exitLost, holder.errors())
+	}
+	if exited > time.Second {
+		t.Errorf("holder exited %v after its group's death, want within a second", exited)
+	}
+	check := waiter.next(t, 30*time.Second)
+	startText := waiter.next(t, time.Second)
+	waiter.wait(t, 5*time.Second)
+	started, err := strconv.ParseInt(startText, 10, 64)
+	if err != nil {
+		t.Fatalf("waiter's COMMAND said %q", startText)
+	}
+	gap := time.Unix(0, started).Sub(dead)
+	if check != "clean" || gap <= 0 {
+		t.Errorf("overlap: the next COMMAND started %v after the holder's group died, and found it %s", gap, check)
+	}
+	return gap
+}
+
+// TestKilledWrapperTakesCommandWithIt kills lockfile with SIGKILL while
+// COMMAND and a child of COMMAND's run: both must be gone within a second,
+// and the lock free once the TTL has passed.
+func TestKilledWrapperTakesCommandWithIt(t *testing.T) {
+	needEtcd(t)
+	key := testKey(t)
+	const ttl = 2 * time.Second
+	holder := startLockfile(t, "run", "--etcd", server.addr, "--ttl", "2", key, "sh", "-c",
+		`sleep 1000 & echo $$ $!; wait`)
+	var pids [2]int
+	if _, err := fmt.Sscan(holder.next(t, 10*time.Second), &pids[0], &pids[1]); err != nil {
+		t.Fatal(err)
+	}
+	holder.cmd.Process.Signal(syscall.SIGKILL)
+	killed := time.Now()
+	for alive(pids[0]) || alive(pids[1]) {
+		if time.Since(killed) > time.Second {
+			t.Fatalf("COMMAND %d (alive: %v) or its child %d (alive: %v) still runs a second after lockfile was killed",
+				pids[0], alive(pids[0]), pids[1], alive(pids[1]))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("COMMAND and its child gone %v after lockfile was killed", time.Since(killed))
+	for {
+		r := runLockfile(t, "status", "--etcd", server.addr, key)
+		if r.stdout == "free\n" {
+			break
+		}
+		if time.Since(killed) > ttl+2*time.Second {
+			t.Fatalf("lock still held %v after its holder was killed: %q %q", time.Since(killed), r.stdout, r.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
