@@ -192,6 +192,10 @@ func TestKilledWrapperTakesCommandWithIt(t *testing.T) {
 	if _, err := fmt.Sscan(holder.next(t, 10*time.Second), &pids[0], &pids[1]); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		syscall.Kill(pids[0], syscall.SIGKILL)
+		syscall.Kill(pids[1], syscall.SIGKILL)
+	})
 	holder.cmd.Process.Signal(syscall.SIGKILL)
 	killed := time.Now()
 	for alive(pids[0]) || alive(pids[1]) {

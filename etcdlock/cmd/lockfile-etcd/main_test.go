@@ -141,6 +141,7 @@ func startEtcd(dir string) (*etcdServer, error) {
 		"--initial-cluster", "lockfile-etcd-test="+peer,
 		"--heartbeat-interval", "50", "--election-timeout", "500", "--logger", "zap", "--log-level", "warn")
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // even if the test times out
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -239,6 +240,9 @@ type proc struct {
 func startLockfile(t *testing.T, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: lockfileCmd(args...), lines: make(chan string, 100)}
+	// A COMMAND that outlives lockfile, as in a failing test, may hold
+	// stdout open.
+	p.cmd.WaitDelay = time.Second
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
