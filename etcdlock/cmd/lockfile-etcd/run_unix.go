@@ -138,7 +138,7 @@ func runHeld(client *clientv3.Client, l *etcdlock.Lock, c runConfig, command str
 		go func() { l.Close(); close(closed) }()
 		select {
 		case <-closed:
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(250 * time.Millisecond):
 		}
 		fmt.Fprintf(os.Stderr, "lockfile: lost the lock %s while COMMAND ran (%v); stopped COMMAND\n", l.Key(), lost)
 		return exitLost
