@@ -101,14 +101,22 @@ type lockResult struct {
 // takeLock takes the lock without waiting, or waits for it as c says.
 func takeLock(ctx context.Context, client *clientv3.Client, key string, c runConfig) (*etcdlock.Lock, error) {
 	began := time.Now()
-	opts := []etcdlock.Option{etcdlock.WithContentTemplate(c.template), etcdlock.WithTTL(c.ttl)}
 	nowCtx, cancel := context.WithTimeout(ctx, c.etcd.timeout)
-	l, err := etcdlock.New(nowCtx, client, key, opts...)
+	l, err := etcdlock.New(nowCtx, client, key, c.lockOptions()...)
 	cancel()
 	var lockErr *lockfile.LockError
-	if !errors.As(err, &lockErr) || c.wait <= 0 && !c.forever {
-		return l, err
+	if errors.As(err, &lockErr) && (c.wait > 0 || c.forever) {
+		l, err = waitLock(ctx, client, key, c, began, lockErr)
 	}
+	if err == nil && c.verbose {
+		fmt.Fprintf(os.Stderr, "lockfile: locked %s after %v\n", key, time.Since(began).Round(time.Millisecond))
+	}
+	return l, err
+}
+
+// waitLock waits for the lock that New found held by lockErr's holder.
+func waitLock(ctx context.Context, client *clientv3.Client, key string, c runConfig, began time.Time,
+	lockErr *lockfile.LockError) (*etcdlock.Lock, error) {
 	if c.verbose {
 		limit := ""
 		if !c.forever {
@@ -118,10 +126,11 @@ func takeLock(ctx context.Context, client *clientv3.Client, key string, c runCon
 	}
 	waitCtx := ctx
 	if !c.forever {
+		var cancel context.CancelFunc
 		waitCtx, cancel = context.WithTimeout(ctx, c.wait-time.Since(began))
 		defer cancel()
 	}
-	l, err = etcdlock.Acquire(waitCtx, client, key, opts...)
+	l, err := etcdlock.Acquire(waitCtx, client, key, c.lockOptions()...)
 	if err != nil && !errors.As(err, &lockErr) && waitCtx.Err() != nil && ctx.Err() == nil {
 		// Acquire can end with a bare context error when the wait ends
 		// before it has queued; the lock was still held then.
@@ -131,10 +140,11 @@ func takeLock(ctx context.Context, client *clientv3.Client, key string, c runCon
 			err = &lockfile.LockError{Path: key, Holder: holder, Err: lockfile.ErrLocked}
 		}
 	}
-	if err == nil && c.verbose {
-		fmt.Fprintf(os.Stderr, "lockfile: locked %s after %v\n", key, time.Since(began).Round(time.Millisecond))
-	}
 	return l, err
+}
+
+func (c runConfig) lockOptions() []etcdlock.Option {
+	return []etcdlock.Option{etcdlock.WithContentTemplate(c.template), etcdlock.WithTTL(c.ttl)}
 }
 
 // heldBy says who holds the lock, after a wait of the given length.

@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,8 +46,59 @@ func TestIgnoredSignalsStayIgnored(t *testing.T) {
 // to read the terminal, as it could without lockfile.
 func TestCommandReadsTheTerminal(t *testing.T) {
 	needEtcd(t)
+	term, cmd := startOnTerminal(t, `read line; echo "got:$line"`)
+	term.waitLocked(t)
+	fmt.Fprint(term.master, "hello\n")
+	term.waitFor(t, "got:hello")
+	waitExit(t, cmd)
+}
+
+// TestStopAndContinueOnTerminal stops COMMAND with ^Z: lockfile must stop
+// too, so that a shell sees its job stopped, and when continued give
+// COMMAND the terminal again.
+func TestStopAndContinueOnTerminal(t *testing.T) {
+	needEtcd(t)
+	term, cmd := startOnTerminal(t, `read a; echo "a:$a"; read b; echo "b:$b"`)
+	term.waitLocked(t)
+	fmt.Fprint(term.master, "one\n")
+	term.waitFor(t, "a:one")
+	fmt.Fprint(term.master, "\x1a") // ^Z
+	for began := time.Now(); processState(cmd.Process.Pid) != 'T'; time.Sleep(10 * time.Millisecond) {
+		if time.Since(began) > 5*time.Second {
+			t.Fatalf("lockfile is in state %c 5 s after ^Z, want stopped (T)", processState(cmd.Process.Pid))
+		}
+	}
+	cmd.Process.Signal(syscall.SIGCONT) // as a shell's fg does
+	fmt.Fprint(term.master, "two\n")
+	term.waitFor(t, "b:two")
+	waitExit(t, cmd)
+}
+
+// processState returns the state letter of process pid, as ps shows it.
+func processState(pid int) byte {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	i := strings.LastIndexByte(string(data), ')')
+	if err != nil || i < 0 || len(data) < i+3 {
+		return '?'
+	}
+	return data[i+2]
+}
+
+// A ptyTerm is the master side of a pseudo-terminal, whose output the test
+// collects.
+type ptyTerm struct {
+	master *os.File
+	mu     sync.Mutex
+	out    []byte
+}
+
+// startOnTerminal runs lockfile run --etcd ... sh -c script as the
+// foreground job of a new pseudo-terminal, with -v so that it says when it
+// holds the lock.
+func startOnTerminal(t *testing.T, script string) (*ptyTerm, *exec.Cmd) {
+	t.Helper()
 	master, slave := openPty(t)
-	cmd := lockfileCmd("run", "--etcd", server.addr, testKey(t), "sh", "-c", `read line; echo "got:$line"`)
+	cmd := lockfileCmd("run", "--etcd", server.addr, "-v", testKey(t), "sh", "-c", script)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
@@ -53,29 +106,47 @@ func TestCommandReadsTheTerminal(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	slave.Close()
-	output := make(chan string)
+	term := &ptyTerm{master: master}
 	go func() {
-		var all []byte
 		buf := make([]byte, 256)
 		for {
 			n, err := master.Read(buf)
-			all = append(all, buf[:n]...)
-			if strings.Contains(string(all), "got:hello") || err != nil {
-				output <- string(all)
+			term.mu.Lock()
+			term.out = append(term.out, buf[:n]...)
+			term.mu.Unlock()
+			if err != nil {
 				return
 			}
 		}
 	}()
-	time.Sleep(500 * time.Millisecond) // COMMAND reads after the lock is taken
-	fmt.Fprint(master, "hello\n")
-	select {
-	case out := <-output:
-		if !strings.Contains(out, "got:hello") {
-			t.Fatalf("terminal shows %q", out)
+	return term, cmd
+}
+
+// waitLocked waits until lockfile says it holds the lock; COMMAND starts
+// right after.
+func (term *ptyTerm) waitLocked(t *testing.T) {
+	t.Helper()
+	term.waitFor(t, "lockfile: locked")
+	time.Sleep(200 * time.Millisecond)
+}
+
+func (term *ptyTerm) waitFor(t *testing.T, want string) {
+	t.Helper()
+	for began := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		term.mu.Lock()
+		out := string(term.out)
+		term.mu.Unlock()
+		if strings.Contains(out, want) {
+			return
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("COMMAND did not read the terminal within 10 s")
+		if time.Since(began) > 10*time.Second {
+			t.Fatalf("terminal shows %q, not %q, after 10 s", out, want)
+		}
 	}
+}
+
+func waitExit(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -84,7 +155,7 @@ func TestCommandReadsTheTerminal(t *testing.T) {
 			t.Fatalf("lockfile: %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("lockfile still runs 10 s after COMMAND read its line")
+		t.Fatal("lockfile still runs 10 s after COMMAND's last line")
 	}
 }
 
