@@ -11,7 +11,8 @@ import (
 )
 
 // A leaseClock gives the time, by this host's clock, before which etcd
-// cannot let the lock's lease expire. It only moves later.
+// cannot let the lock's lease expire. It moves later as the lease is
+// renewed; etcdlock's Lock.Deadline is one.
 type leaseClock interface {
 	Deadline() time.Time
 }
@@ -78,7 +79,7 @@ func (p *ttlPoller) poll(ctx context.Context, client *clientv3.Client, id client
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if resp.TTL <= 0 { // gone
+	if resp.TTL < 0 { // the lease is gone; 0 is less than a second left
 		p.deadline = sent
 		return nil
 	}

@@ -141,7 +141,7 @@ func startEtcd(dir string) (*etcdServer, error) {
 		"--initial-cluster", "lockfile-etcd-test="+peer,
 		"--heartbeat-interval", "50", "--election-timeout", "500", "--logger", "zap", "--log-level", "warn")
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // even if the test times out
+	s.cmd.SysProcAttr = etcdAttr()
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}

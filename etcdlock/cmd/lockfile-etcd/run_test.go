@@ -14,10 +14,34 @@ import (
 	"time"
 )
 
-func TestSharedIsUsageError(t *testing.T) {
-	r := runLockfile(t, "run", "--etcd", "127.0.0.1:1", "-s", "/k", "true")
-	if r.code() != exitUsage || !strings.Contains(r.stderr, "exclusive") {
-		t.Fatalf("run --etcd -s: status %d, stderr %q; want %d and why", r.code(), r.stderr, exitUsage)
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"run", "--etcd", "127.0.0.1:1", "-s", "/k", "true"}, "exclusive"},
+		{[]string{"run", "--etcd", "127.0.0.1:1", "/k"}, "no COMMAND"},
+		{[]string{"run", "--etcd", "127.0.0.1:1"}, "no KEY"},
+		{[]string{"run", "--etcd", "127.0.0.1:1", "--cert", "c.pem", "/k", "true"}, "--cert and --key"},
+		{[]string{"run", "--etcd", "127.0.0.1:1", "--user", "root", "/k", "true"}, "password"},
+		{[]string{"run", "--etcd", "127.0.0.1:1", "--ttl", "1.5s", "/k", "true"}, "whole number of seconds"},
+		{[]string{"run", "--etcd", "127.0.0.1:1", "/k", "-v", "true"}, "options go before KEY"},
+		{[]string{"status", "--etcd", "127.0.0.1:1", "/k", "/j"}, "unexpected"},
+		{[]string{"status", "--etcd", ",", "/k"}, "no endpoint"},
+	} {
+		r := runLockfile(t, tc.args...)
+		if r.code() != exitUsage || !strings.Contains(r.stderr, tc.says) || r.stdout != "" {
+			t.Errorf("lockfile %q: status %d, stderr %q; want %d saying %q", tc.args, r.code(), r.stderr, exitUsage, tc.says)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	r := runLockfile(t, "run", "--etcd", "127.0.0.1:1", "-h")
+	for _, want := range []string{"usage: lockfile run --etcd", "-cacert", "-ttl", "LOCKFILE_TOKEN", "{pid}", "124"} {
+		if r.code() != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("run --etcd -h: status %d, help lacks %q:\n%s", r.code(), want, r.stdout)
+		}
 	}
 }
 
