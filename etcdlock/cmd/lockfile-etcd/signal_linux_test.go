@@ -15,13 +15,13 @@ import (
 )
 
 // TestIgnoredSignalsStayIgnored starts lockfile with SIGINT ignored, as a
-// shell starts a background job: COMMAND must find SIGINT and SIGQUIT
-// ignored.
+// shell starts a background job, and SIGHUP, as nohup does: COMMAND must
+// find SIGINT, SIGQUIT and SIGHUP ignored, and SIGTERM not.
 func TestIgnoredSignalsStayIgnored(t *testing.T) {
 	needEtcd(t)
 	cmd := lockfileCmd()
 	cmd.Path = "/bin/sh"
-	cmd.Args = []string{"sh", "-c", `trap '' INT; exec "$@"`, "sh", lockfileBin, "run", "--etcd", server.addr,
+	cmd.Args = []string{"sh", "-c", `trap '' INT HUP; exec "$@"`, "sh", lockfileBin, "run", "--etcd", server.addr,
 		testKey(t), "sh", "-c", "grep SigIgn /proc/$$/status"}
 	out, err := cmd.Output()
 	if err != nil {
@@ -31,7 +31,7 @@ func TestIgnoredSignalsStayIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatalf("COMMAND said %q", out)
 	}
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGQUIT} {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP} {
 		if mask&(1<<(sig-1)) == 0 {
 			t.Errorf("%v is not ignored in COMMAND (SigIgn %x)", sig, mask)
 		}
