@@ -26,12 +26,19 @@ func copyLockfile(t *testing.T) string {
 	return copied
 }
 
+// writeFakeEtcd puts a script named lockfile-etcd beside lockfile lf.
+func writeFakeEtcd(t *testing.T, lf, script string) {
+	t.Helper()
+	path := filepath.Join(filepath.Dir(lf), "lockfile-etcd")
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestEtcdArgumentsGoToLockfileEtcd(t *testing.T) {
 	lf := copyLockfile(t)
 	fake := "#!/bin/sh\nprintf '%s|' \"$0\" \"$@\"\nexit 42\n"
-	if err := os.WriteFile(filepath.Join(filepath.Dir(lf), "lockfile-etcd"), []byte(fake), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	writeFakeEtcd(t, lf, fake)
 	for _, args := range [][]string{
 		{"run", "--etcd", "a:1,b:2", "-w", "inf", "-t", "x", "/k", "sh", "-c", "x"},
 		{"run", "-t", "--etcd", "-etcd=a:1", "/k", "true"},
@@ -42,7 +49,8 @@ func TestEtcdArgumentsGoToLockfileEtcd(t *testing.T) {
 		if exitErr, ok := err.(*exec.ExitError); !ok || exitErr.ExitCode() != 42 {
 			t.Fatalf("lockfile %q: %v, want lockfile-etcd's exit status 42", args, err)
 		}
-		if want := filepath.Join(filepath.Dir(lf), "lockfile-etcd") + "|" + strings.Join(args, "|") + "|"; string(out) != want {
+		want := filepath.Join(filepath.Dir(lf), "lockfile-etcd") + "|" + strings.Join(args, "|") + "|"
+		if string(out) != want {
 			t.Errorf("lockfile %q ran %q, want %q", args, out, want)
 		}
 	}
@@ -51,9 +59,7 @@ func TestEtcdArgumentsGoToLockfileEtcd(t *testing.T) {
 func TestEtcdFlagAfterOperandsIsNotEtcd(t *testing.T) {
 	lf := copyLockfile(t)
 	fake := "#!/bin/sh\nexit 42\n"
-	if err := os.WriteFile(filepath.Join(filepath.Dir(lf), "lockfile-etcd"), []byte(fake), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	writeFakeEtcd(t, lf, fake)
 	path := lockPath(t)
 	out, err := exec.Command(lf, "run", "-t", "x", path, "echo", "--etcd").Output()
 	if err != nil || string(out) != "--etcd\n" {

@@ -27,7 +27,8 @@ type ttlPoller struct {
 }
 
 // watchLease returns the lock's leaseClock, and a function that stops it.
-func watchLease(ctx context.Context, client *clientv3.Client, l *etcdlock.Lock, ttl time.Duration) (leaseClock, func(), error) {
+func watchLease(ctx context.Context, client *clientv3.Client, l *etcdlock.Lock,
+	ttl time.Duration) (leaseClock, func(), error) {
 	if lc, ok := any(l).(leaseClock); ok {
 		return lc, func() {}, nil
 	}
@@ -58,7 +59,8 @@ func watchLease(ctx context.Context, client *clientv3.Client, l *etcdlock.Lock, 
 var errNoKey = errors.New("the lock's key is gone")
 
 // leaseOf returns the ID of the lease of the lock's key.
-func leaseOf(ctx context.Context, client *clientv3.Client, l *etcdlock.Lock) (clientv3.LeaseID, error) {
+func leaseOf(ctx context.Context, client *clientv3.Client,
+	l *etcdlock.Lock) (clientv3.LeaseID, error) {
 	resp, err := client.Get(ctx, l.Key()+"/", clientv3.WithPrefix())
 	if err != nil {
 		return 0, err

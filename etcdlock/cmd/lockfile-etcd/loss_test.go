@@ -153,9 +153,11 @@ func lossRun(t *testing.T) (gap, exit time.Duration) {
 	if line := holder.next(t, 10*time.Second); line != "ready" {
 		t.Fatalf("holder said %q", line)
 	}
-	waiter := startLockfile(t, "run", "--etcd", server.addr, "--ttl", "3", "-w", "30", "-v", key, "sh", "-c",
-		`now=$(date +%s%N); if kill -0 -"$(cat "$1/pgid")" 2>/dev/null; then echo overlap; else echo clean; fi; echo $now`,
-		"sh", dir)
+	check := `now=$(date +%s%N)
+if kill -0 -"$(cat "$1/pgid")" 2>/dev/null; then echo overlap; else echo clean; fi
+echo $now`
+	waiter := startLockfile(t, "run", "--etcd", server.addr, "--ttl", "3", "-w", "30", "-v", key,
+		"sh", "-c", check, "sh", dir)
 	for !strings.Contains(waiter.errors(), "waiting") {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -169,12 +171,13 @@ func lossRun(t *testing.T) (gap, exit time.Duration) {
 	status := holder.wait(t, 5*time.Second)
 	exited := time.Since(dead)
 	if !status.Exited() || status.ExitStatus() != exitLost {
-		t.Errorf("holder ended with %v, want exit status %d; stderr: %s", status, exitLost, holder.errors())
+		t.Errorf("holder ended with %v, want exit status %d; stderr: %s",
+			status, exitLost, holder.errors())
 	}
 	if exited > time.Second {
 		t.Errorf("holder exited %v after its group's death, want within a second", exited)
 	}
-	check := waiter.next(t, 30*time.Second)
+	found := waiter.next(t, 30*time.Second)
 	startText := waiter.next(t, time.Second)
 	waiter.wait(t, 5*time.Second)
 	started, err := strconv.ParseInt(startText, 10, 64)
@@ -182,8 +185,9 @@ func lossRun(t *testing.T) (gap, exit time.Duration) {
 		t.Fatalf("waiter's COMMAND said %q", startText)
 	}
 	gap = time.Unix(0, started).Sub(dead)
-	if check != "clean" || gap <= 0 {
-		t.Errorf("overlap: the next COMMAND started %v after the holder's group died, and found it %s", gap, check)
+	if found != "clean" || gap <= 0 {
+		t.Errorf("overlap: the next COMMAND started %v after the holder's group died, and found it %s",
+			gap, found)
 	}
 	return gap, exited
 }
@@ -209,8 +213,8 @@ func TestKilledWrapperTakesCommandWithIt(t *testing.T) {
 	killed := time.Now()
 	for alive(pids[0]) || alive(pids[1]) {
 		if time.Since(killed) > time.Second {
-			t.Fatalf("COMMAND %d (alive: %v) or its child %d (alive: %v) still runs a second after lockfile was killed",
-				pids[0], alive(pids[0]), pids[1], alive(pids[1]))
+			t.Fatalf("COMMAND %d (alive: %v) or its child %d (alive: %v) still runs a second "+
+				"after lockfile was killed", pids[0], alive(pids[0]), pids[1], alive(pids[1]))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -221,7 +225,8 @@ func TestKilledWrapperTakesCommandWithIt(t *testing.T) {
 			break
 		}
 		if time.Since(killed) > ttl+2*time.Second {
-			t.Fatalf("lock still held %v after its holder was killed: %q %q", time.Since(killed), r.stdout, r.stderr)
+			t.Fatalf("lock still held %v after its holder was killed: %q %q",
+				time.Since(killed), r.stdout, r.stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -242,19 +242,21 @@ func runFlags(c *runConfig) *flag.FlagSet {
 	*c = runConfig{template: "{pid}", heldCode: 1, ttl: etcdlock.DefaultTTL}
 	flags := flag.NewFlagSet("run", flag.ContinueOnError)
 	etcdFlags(flags, &c.etcd)
-	flags.Func("E", "exit with status `CODE`, 0 to 255, if the lock is held (default 1)", func(s string) error {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 || n > 255 {
-			return errors.New("not an exit status from 0 to 255")
-		}
-		c.heldCode = n
-		return nil
-	})
+	flags.Func("E", "exit with status `CODE`, 0 to 255, if the lock is held (default 1)",
+		func(s string) error {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 || n > 255 {
+				return errors.New("not an exit status from 0 to 255")
+			}
+			c.heldCode = n
+			return nil
+		})
 	flags.Func("t", "write `TEMPLATE` as the holder: {pid} is lockfile's process id,\n"+
 		"{hostname} the host name, {{ and }} are braces (default \"{pid}\")", func(s string) error {
 		if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
 			r, _ := utf8.DecodeRuneInString(s[i:])
-			return fmt.Errorf("a control character, %s: the holder is one line of text", strconv.QuoteRune(r))
+			return fmt.Errorf("a control character, %s: the holder is one line of text",
+				strconv.QuoteRune(r))
 		}
 		if _, err := lockfile.ExpandTemplate(s); err != nil {
 			var optErr *lockfile.OptionError
@@ -279,7 +281,8 @@ func runFlags(c *runConfig) *flag.FlagSet {
 		c.ttl = d
 		return nil
 	})
-	flags.BoolVar(&c.verbose, "v", false, "say on standard error whom it waits for, and how long it waited")
+	flags.BoolVar(&c.verbose, "v", false,
+		"say on standard error whom it waits for, and how long it waited")
 	flags.Func("w", "wait up to `DURATION` for a held lock: seconds (10, .5), a Go\n"+
 		"duration (1m30s), or inf for no limit (default 0: do not wait)", func(s string) (err error) {
 		c.wait, c.forever, err = parseWait(s)
@@ -320,8 +323,8 @@ func synopsis(name string) string {
 }
 
 func usageError(name, msg string) int {
-	fmt.Fprintf(os.Stderr, "lockfile %s: %s\nusage: %s\nRun 'lockfile %s --etcd ENDPOINTS -h' for help.\n",
-		name, msg, synopsis(name), name)
+	fmt.Fprintf(os.Stderr, "lockfile %s: %s\nusage: %s\n", name, msg, synopsis(name))
+	fmt.Fprintf(os.Stderr, "Run 'lockfile %s --etcd ENDPOINTS -h' for help.\n", name)
 	return exitUsage
 }
 
@@ -335,7 +338,8 @@ func parseFlags(flags *flag.FlagSet, args []string, text string) (exit int, ok b
 		var defaults strings.Builder
 		flags.SetOutput(&defaults)
 		flags.PrintDefaults()
-		fmt.Print("usage: " + synopsis(flags.Name()) + "\n" + strings.Replace(text, "%s", defaults.String(), 1))
+		fmt.Print("usage: " + synopsis(flags.Name()) + "\n" +
+			strings.Replace(text, "%s", defaults.String(), 1))
 		return 0, false
 	case err != nil:
 		return usageError(flags.Name(), err.Error()), false
@@ -385,7 +389,8 @@ func status(args []string) int {
 
 // readHolder reads the lock's holder as etcdlock names it: the content of
 // the first key under key+"/", its first line, trimmed.
-func readHolder(ctx context.Context, client *clientv3.Client, key string) (holder string, held bool, err error) {
+func readHolder(ctx context.Context, client *clientv3.Client,
+	key string) (holder string, held bool, err error) {
 	resp, err := client.Get(ctx, key+"/", clientv3.WithFirstCreate()...)
 	if err != nil || len(resp.Kvs) == 0 {
 		return "", false, err

@@ -64,7 +64,8 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	binDir = filepath.Join(dir, "bin")
 	lockfileBin = filepath.Join(binDir, "lockfile")
-	build := exec.Command("go", "build", "-o", lockfileBin, "github.com/golockfile/lockfile/cmd/lockfile")
+	build := exec.Command("go", "build", "-o", lockfileBin,
+		"github.com/golockfile/lockfile/cmd/lockfile")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building lockfile:", err)
@@ -127,19 +128,22 @@ func startEtcd(dir string) (*etcdServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &etcdServer{addr: fmt.Sprintf("127.0.0.1:%d", ports[0]), logPath: filepath.Join(dir, "etcd.log"),
-		exited: make(chan struct{})}
+	s := &etcdServer{addr: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		logPath: filepath.Join(dir, "etcd.log"),
+		exited:  make(chan struct{})}
 	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 	logFile, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close()
-	s.cmd = exec.Command(binary, "--name", "lockfile-etcd-test", "--data-dir", filepath.Join(dir, "etcd"),
+	s.cmd = exec.Command(binary, "--name", "lockfile-etcd-test",
+		"--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", "http://"+s.addr, "--advertise-client-urls", "http://"+s.addr,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 		"--initial-cluster", "lockfile-etcd-test="+peer,
-		"--heartbeat-interval", "50", "--election-timeout", "500", "--logger", "zap", "--log-level", "warn")
+		"--heartbeat-interval", "50", "--election-timeout", "500",
+		"--logger", "zap", "--log-level", "warn")
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	s.cmd.SysProcAttr = etcdAttr()
 	if err := s.cmd.Start(); err != nil {
@@ -193,7 +197,9 @@ func (s *etcdServer) stop() {
 }
 
 func newClient(endpoints ...string) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	return clientv3.New(clientv3.Config{
+		Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+	})
 }
 
 // testKey returns a lock key of the test's own.

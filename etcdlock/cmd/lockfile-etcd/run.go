@@ -99,7 +99,8 @@ type lockResult struct {
 }
 
 // takeLock takes the lock without waiting, or waits for it as c says.
-func takeLock(ctx context.Context, client *clientv3.Client, key string, c runConfig) (*etcdlock.Lock, error) {
+func takeLock(ctx context.Context, client *clientv3.Client, key string,
+	c runConfig) (*etcdlock.Lock, error) {
 	began := time.Now()
 	nowCtx, cancel := context.WithTimeout(ctx, c.etcd.timeout)
 	l, err := etcdlock.New(nowCtx, client, key, c.lockOptions()...)
@@ -109,14 +110,15 @@ func takeLock(ctx context.Context, client *clientv3.Client, key string, c runCon
 		l, err = waitLock(ctx, client, key, c, began, lockErr)
 	}
 	if err == nil && c.verbose {
-		fmt.Fprintf(os.Stderr, "lockfile: locked %s after %v\n", key, time.Since(began).Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "lockfile: locked %s after %v\n",
+			key, time.Since(began).Round(time.Millisecond))
 	}
 	return l, err
 }
 
 // waitLock waits for the lock that New found held by lockErr's holder.
-func waitLock(ctx context.Context, client *clientv3.Client, key string, c runConfig, began time.Time,
-	lockErr *lockfile.LockError) (*etcdlock.Lock, error) {
+func waitLock(ctx context.Context, client *clientv3.Client, key string, c runConfig,
+	began time.Time, lockErr *lockfile.LockError) (*etcdlock.Lock, error) {
 	if c.verbose {
 		limit := ""
 		if !c.forever {

@@ -23,7 +23,8 @@ func dieOf(os.Signal) int { return exitFailed }
 
 // runHeld refuses: stopping COMMAND before the lock can go to another is
 // built for Unix only.
-func runHeld(client *clientv3.Client, l *etcdlock.Lock, c runConfig, command string, argv []string, signals <-chan os.Signal) int {
+func runHeld(client *clientv3.Client, l *etcdlock.Lock, c runConfig, command string,
+	argv []string, signals <-chan os.Signal) int {
 	l.Close()
 	client.Close()
 	fmt.Fprintf(os.Stderr, "lockfile: run --etcd is not supported on this system yet\n")

@@ -24,21 +24,24 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--etcd", "127.0.0.1:1"}, "no KEY"},
 		{[]string{"run", "--etcd", "127.0.0.1:1", "--cert", "c.pem", "/k", "true"}, "--cert and --key"},
 		{[]string{"run", "--etcd", "127.0.0.1:1", "--user", "root", "/k", "true"}, "password"},
-		{[]string{"run", "--etcd", "127.0.0.1:1", "--ttl", "1.5s", "/k", "true"}, "whole number of seconds"},
+		{[]string{"run", "--etcd", "127.0.0.1:1", "--ttl", "1.5s", "/k", "true"}, "whole number"},
 		{[]string{"run", "--etcd", "127.0.0.1:1", "/k", "-v", "true"}, "options go before KEY"},
 		{[]string{"status", "--etcd", "127.0.0.1:1", "/k", "/j"}, "unexpected"},
 		{[]string{"status", "--etcd", ",", "/k"}, "no endpoint"},
 	} {
 		r := runLockfile(t, tc.args...)
 		if r.code() != exitUsage || !strings.Contains(r.stderr, tc.says) || r.stdout != "" {
-			t.Errorf("lockfile %q: status %d, stderr %q; want %d saying %q", tc.args, r.code(), r.stderr, exitUsage, tc.says)
+			t.Errorf("lockfile %q: status %d, stderr %q; want %d saying %q",
+				tc.args, r.code(), r.stderr, exitUsage, tc.says)
 		}
 	}
 }
 
 func TestHelp(t *testing.T) {
 	r := runLockfile(t, "run", "--etcd", "127.0.0.1:1", "-h")
-	for _, want := range []string{"usage: lockfile run --etcd", "-cacert", "-ttl", "LOCKFILE_TOKEN", "{pid}", "124"} {
+	for _, want := range []string{
+		"usage: lockfile run --etcd", "-cacert", "-ttl", "LOCKFILE_TOKEN", "{pid}", "124",
+	} {
 		if r.code() != 0 || !strings.Contains(r.stdout, want) {
 			t.Errorf("run --etcd -h: status %d, help lacks %q:\n%s", r.code(), want, r.stdout)
 		}
@@ -56,7 +59,8 @@ func TestRefusalNamesHolder(t *testing.T) {
 	want := fmt.Sprintf("web-1;%d", holder.cmd.Process.Pid) // {pid} is lockfile's
 	r := runLockfile(t, "run", "--etcd", server.addr, key, "echo", "ran")
 	if r.code() != 1 || r.stdout != "" || !strings.Contains(r.stderr, "held by "+want) {
-		t.Errorf("refused run: status %d, stdout %q, stderr %q; want 1 naming %s", r.code(), r.stdout, r.stderr, want)
+		t.Errorf("refused run: status %d, stdout %q, stderr %q; want 1 naming %s",
+			r.code(), r.stdout, r.stderr, want)
 	}
 	r = runLockfile(t, "run", "--etcd", server.addr, "-E", "75", "-w", "0.3", key, "echo", "ran")
 	if r.code() != 75 || !strings.Contains(r.stderr, "still held after 300ms by "+want) {
@@ -83,7 +87,8 @@ func TestExitStatusPassesThrough(t *testing.T) {
 			t.Errorf("COMMAND exit %d: lockfile ended with %v (stderr %q)", code, r.status, r.stderr)
 		}
 	}
-	if r := runLockfile(t, "run", "--etcd", server.addr, key, "no-such-command-here"); r.code() != exitNotFound {
+	r := runLockfile(t, "run", "--etcd", server.addr, key, "no-such-command-here")
+	if r.code() != exitNotFound {
 		t.Errorf("missing COMMAND: status %d, want %d", r.code(), exitNotFound)
 	}
 }
@@ -93,11 +98,13 @@ func TestTokenGrowsFromHolderToHolder(t *testing.T) {
 	key := testKey(t)
 	var last int64
 	for range 3 {
-		r := runLockfile(t, "run", "--etcd", server.addr, key, "sh", "-c", `echo "$LOCKFILE_TOKEN $LOCKFILE_KEY"`)
+		r := runLockfile(t, "run", "--etcd", server.addr, key,
+			"sh", "-c", `echo "$LOCKFILE_TOKEN $LOCKFILE_KEY"`)
 		tokenText, gotKey, _ := strings.Cut(strings.TrimSpace(r.stdout), " ")
 		token, err := strconv.ParseInt(tokenText, 10, 64)
 		if r.code() != 0 || err != nil || gotKey != key {
-			t.Fatalf("COMMAND saw %q (status %d, stderr %q), want a decimal token and %s", r.stdout, r.code(), r.stderr, key)
+			t.Fatalf("COMMAND saw %q (status %d, stderr %q), want a decimal token and %s",
+				r.stdout, r.code(), r.stderr, key)
 		}
 		if token <= last {
 			t.Errorf("token %d after %d: it must grow", token, last)
@@ -119,7 +126,8 @@ func TestExclusion(t *testing.T) {
 	const contenders, rounds = 3, 100
 	script := fmt.Sprintf(`i=0
 while [ $i -lt %d ]; do
-	lockfile run --etcd %s --ttl 5 -w inf %s sh -c 'n=$(cat "$1"); sleep 0.001; echo $((n + 1)) > "$1"' sh %s || exit 1
+	lockfile run --etcd %s --ttl 5 -w inf %s \
+		sh -c 'n=$(cat "$1"); sleep 0.001; echo $((n + 1)) > "$1"' sh %s || exit 1
 	i=$((i + 1))
 done`, rounds, server.addr, key, counter)
 	var wg sync.WaitGroup

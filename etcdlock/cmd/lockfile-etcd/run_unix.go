@@ -93,7 +93,8 @@ func reap(pid int) <-chan childEvent {
 
 // runHeld runs COMMAND while l is held, and stops its process group before
 // the lock can go to anyone else.
-func runHeld(client *clientv3.Client, l *etcdlock.Lock, c runConfig, command string, argv []string, signals <-chan os.Signal) int {
+func runHeld(client *clientv3.Client, l *etcdlock.Lock, c runConfig, command string,
+	argv []string, signals <-chan os.Signal) int {
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), c.etcd.timeout)
 	clock, stopClock, err := watchLease(ctx, client, l, c.ttl)
@@ -124,7 +125,8 @@ func runHeld(client *clientv3.Client, l *etcdlock.Lock, c runConfig, command str
 	}
 	pid := proc.Pid // the leader of its process group
 	if err := g.arm(pid); err != nil {
-		fmt.Fprintf(os.Stderr, "lockfile: the guardian that stops COMMAND if lockfile dies failed: %v\n", err)
+		fmt.Fprintf(os.Stderr, "lockfile: the guardian that stops COMMAND if lockfile dies "+
+			"failed: %v\n", err)
 	}
 	s := &supervisor{pid: pid, tty: tty, clock: clock, events: reap(pid)}
 	s.killLead, s.termLead = stopLeads(c.ttl)
@@ -140,7 +142,8 @@ func runHeld(client *clientv3.Client, l *etcdlock.Lock, c runConfig, command str
 		case <-closed:
 		case <-time.After(250 * time.Millisecond):
 		}
-		fmt.Fprintf(os.Stderr, "lockfile: lost the lock %s while COMMAND ran (%v); stopped COMMAND\n", l.Key(), lost)
+		fmt.Fprintf(os.Stderr, "lockfile: lost the lock %s while COMMAND ran (%v); stopped COMMAND\n",
+			l.Key(), lost)
 		return exitLost
 	}
 	if err := l.Close(); errors.Is(err, etcdlock.ErrLost) {
@@ -173,7 +176,8 @@ var errNotRenewed = errors.New("etcd did not confirm the lease in time")
 // supervise passes signals to COMMAND until it exits, and returns its
 // status. If the lock is being lost, it stops COMMAND's group, and returns
 // why once the group is dead.
-func (s *supervisor) supervise(lostCh <-chan struct{}, signals <-chan os.Signal) (unix.WaitStatus, error) {
+func (s *supervisor) supervise(lostCh <-chan struct{},
+	signals <-chan os.Signal) (unix.WaitStatus, error) {
 	timer := time.NewTimer(time.Until(s.clock.Deadline().Add(-s.termLead)))
 	defer timer.Stop()
 	for {

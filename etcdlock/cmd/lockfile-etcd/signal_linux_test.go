@@ -21,13 +21,15 @@ func TestIgnoredSignalsStayIgnored(t *testing.T) {
 	needEtcd(t)
 	cmd := lockfileCmd()
 	cmd.Path = "/bin/sh"
-	cmd.Args = []string{"sh", "-c", `trap '' INT HUP; exec "$@"`, "sh", lockfileBin, "run", "--etcd", server.addr,
+	cmd.Args = []string{"sh", "-c", `trap '' INT HUP; exec "$@"`, "sh",
+		lockfileBin, "run", "--etcd", server.addr,
 		testKey(t), "sh", "-c", "grep SigIgn /proc/$$/status"}
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	mask, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(string(out), "SigIgn:")), 16, 64)
+	maskText := strings.TrimSpace(strings.TrimPrefix(string(out), "SigIgn:"))
+	mask, err := strconv.ParseUint(maskText, 16, 64)
 	if err != nil {
 		t.Fatalf("COMMAND said %q", out)
 	}
