@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sys/unix"
 )
 
@@ -230,4 +232,43 @@ func TestKilledWrapperTakesCommandWithIt(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestDeletedKeyStopsCommand deletes the holder's key behind its back, as
+// an operator might: the lock is gone at once, so COMMAND's group must be
+// killed at once, and lockfile exit with the lost status.
+func TestDeletedKeyStopsCommand(t *testing.T) {
+	needEtcd(t)
+	key := testKey(t)
+	holder := startLockfile(t, "run", "--etcd", server.addr, key, "sh", "-c",
+		`trap '' TERM; sleep 1000 & echo $$ $!; wait`)
+	var pids [2]int
+	if _, err := fmt.Sscan(holder.next(t, 10*time.Second), &pids[0], &pids[1]); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(pids[0], syscall.SIGKILL)
+		syscall.Kill(pids[1], syscall.SIGKILL)
+	})
+	c, err := newClient(server.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Delete(ctx, key+"/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	status := holder.wait(t, 5*time.Second)
+	if !status.Exited() || status.ExitStatus() != exitLost {
+		t.Errorf("holder ended with %v, want exit status %d; stderr: %s",
+			status, exitLost, holder.errors())
+	}
+	if alive(pids[0]) || alive(pids[1]) {
+		t.Errorf("COMMAND (alive: %v) or its child (alive: %v) outlived lockfile",
+			alive(pids[0]), alive(pids[1]))
+	}
+	t.Logf("lockfile exited %v after the key was deleted", time.Since(deleted))
 }
