@@ -242,36 +242,58 @@ func runLockfile(t *testing.T, args ...string) result {
 type proc struct {
 	cmd    *exec.Cmd
 	lines  chan string
+	exited chan struct{} // closed once lockfile has been waited for
 	stderr strings.Builder
 	mu     sync.Mutex
 }
 
 func startLockfile(t *testing.T, args ...string) *proc {
 	t.Helper()
+	p, err := startProc(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startProc starts lockfile, and may be called from any goroutine.
+func startProc(t *testing.T, args ...string) (*proc, error) {
 	p := &proc{cmd: lockfileCmd(args...), lines: make(chan string, 100)}
 	// A COMMAND that outlives lockfile, as in a failing test, may hold
 	// stdout open.
 	p.cmd.WaitDelay = time.Second
-	stdout, err := p.cmd.StdoutPipe()
+	// stdout is a pipe of the test's own, which it reads to the end
+	// whenever lockfile exits: the pipe of StdoutPipe is closed by Wait.
+	r, w, err := os.Pipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
+	p.cmd.Stdout = w
 	p.cmd.Stderr = &syncWriter{&p.mu, &p.stderr}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+	err = p.cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, err
 	}
+	p.exited = make(chan struct{})
 	go func() {
-		sc := bufio.NewScanner(stdout)
+		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			p.lines <- sc.Text()
 		}
 		close(p.lines)
 	}()
+	go func() {
+		p.cmd.Wait()
+		close(p.exited)
+	}()
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
-		p.cmd.Wait()
+		<-p.exited
+		r.Close()
 	})
-	return p
+	return p, nil
 }
 
 type syncWriter struct {
@@ -288,16 +310,26 @@ func (w *syncWriter) Write(b []byte) (int, error) {
 // next returns the next line of stdout.
 func (p *proc) next(t *testing.T, within time.Duration) string {
 	t.Helper()
+	line, err := p.nextLine(within)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return line
+}
+
+// nextLine returns the next line of stdout, and may be called from any
+// goroutine.
+func (p *proc) nextLine(within time.Duration) (string, error) {
 	select {
 	case line, ok := <-p.lines:
 		if !ok {
-			t.Fatalf("%q: stdout ended; stderr: %s", p.cmd.Args, p.errors())
+			return "", fmt.Errorf("%q: stdout ended; stderr: %s", p.cmd.Args, p.errors())
 		}
-		return line
+		return line, nil
 	case <-time.After(within):
-		t.Fatalf("%q: no line on stdout after %v; stderr: %s", p.cmd.Args, within, p.errors())
+		return "", fmt.Errorf("%q: no line on stdout after %v; stderr: %s",
+			p.cmd.Args, within, p.errors())
 	}
-	return ""
 }
 
 func (p *proc) errors() string {
@@ -309,14 +341,22 @@ func (p *proc) errors() string {
 // wait waits for lockfile to exit, for at most within.
 func (p *proc) wait(t *testing.T, within time.Duration) syscall.WaitStatus {
 	t.Helper()
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(within):
-		t.Fatalf("%q still running after %v; stderr: %s", p.cmd.Args, within, p.errors())
+	status, err := p.waitExit(within)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return status
+}
+
+// waitExit waits for lockfile to exit, for at most within, and may be
+// called from any goroutine.
+func (p *proc) waitExit(within time.Duration) (syscall.WaitStatus, error) {
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.Sys().(syscall.WaitStatus), nil
+	case <-time.After(within):
+		return 0, fmt.Errorf("%q still running after %v; stderr: %s", p.cmd.Args, within, p.errors())
+	}
 }
 
 // alive reports whether process pid exists and is not a zombie.
