@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -79,7 +80,7 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if server, noEtcd = startEtcd(dir); server != nil {
+	if server, noEtcd = startEtcd(dir, nil); server != nil {
 		defer server.stop()
 	}
 	return m.Run()
@@ -114,8 +115,10 @@ type etcdServer struct {
 }
 
 // startEtcd starts one etcd member on free loopback ports, with short
-// election timeouts that allow leases of a second.
-func startEtcd(dir string) (*etcdServer, error) {
+// election timeouts that allow leases of a second. With clientTLS, it
+// serves clients over TLS, which extra sets up, and is reached with
+// clientTLS.
+func startEtcd(dir string, clientTLS *tls.Config, extra ...string) (*etcdServer, error) {
 	binary := os.Getenv("ETCD")
 	if binary == "" {
 		binary = "etcd"
@@ -137,20 +140,25 @@ func startEtcd(dir string) (*etcdServer, error) {
 		return nil, err
 	}
 	defer logFile.Close()
-	s.cmd = exec.Command(binary, "--name", "lockfile-etcd-test",
+	scheme := "http://"
+	if clientTLS != nil {
+		scheme = "https://"
+	}
+	s.cmd = exec.Command(binary, append([]string{"--name", "lockfile-etcd-test",
 		"--data-dir", filepath.Join(dir, "etcd"),
-		"--listen-client-urls", "http://"+s.addr, "--advertise-client-urls", "http://"+s.addr,
+		"--listen-client-urls", scheme + s.addr, "--advertise-client-urls", scheme + s.addr,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "lockfile-etcd-test="+peer,
+		"--initial-cluster", "lockfile-etcd-test=" + peer,
 		"--heartbeat-interval", "50", "--election-timeout", "500",
-		"--logger", "zap", "--log-level", "warn")
+		"--logger", "zap", "--log-level", "warn"}, extra...)...)
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	s.cmd.SysProcAttr = etcdAttr()
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
 	go func() { s.cmd.Wait(); close(s.exited) }()
-	c, err := newClient(s.addr)
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{scheme + s.addr}, TLS: clientTLS,
+		DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		s.stop()
 		return nil, err
