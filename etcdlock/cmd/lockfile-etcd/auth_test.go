@@ -49,14 +49,18 @@ func TestUserAuthenticates(t *testing.T) {
 		}
 	}
 	c.Close()
-	for _, user := range [][]string{{"--user", "root:s3cret"}, {"--user", "root", "--password", "s3cret"}} {
+	for _, user := range [][]string{
+		{"--user", "root:s3cret"},
+		{"--user", "root", "--password", "s3cret"},
+	} {
 		args := append(append([]string{"run", "--etcd", s.addr}, user...), "/auth", "echo", "ran")
 		if r := runLockfile(t, args...); r.code() != 0 || r.stdout != "ran\n" {
 			t.Errorf("lockfile %q: status %d, stdout %q, stderr %q", args, r.code(), r.stdout, r.stderr)
 		}
 	}
 	r := runLockfile(t, "run", "--etcd", s.addr, "--user", "root:wrong", "/auth", "echo", "ran")
-	if r.code() != exitFailed || r.stdout != "" || !strings.Contains(r.stderr, "authentication failed") {
+	refused := strings.Contains(r.stderr, "authentication failed")
+	if r.code() != exitFailed || r.stdout != "" || !refused {
 		t.Errorf("wrong password: status %d, stdout %q, stderr %q; want %d", r.code(), r.stdout, r.stderr,
 			exitFailed)
 	}
