@@ -151,3 +151,20 @@ done`, rounds, server.addr, key, counter)
 		t.Fatalf("counter = %s after %d increments under the lock", got, contenders*rounds)
 	}
 }
+
+// TestStatusOfHolderThatWroteNothing shows an empty holder as the file
+// lock's status does: an empty line, status 1, a note on stderr.
+func TestStatusOfHolderThatWroteNothing(t *testing.T) {
+	needEtcd(t)
+	key := testKey(t)
+	holder := startLockfile(t, "run", "--etcd", server.addr, "-t", "", key,
+		"sh", "-c", "echo held; exec sleep 1000")
+	if line := holder.next(t, 10*time.Second); line != "held" {
+		t.Fatalf("holder said %q", line)
+	}
+	r := runLockfile(t, "status", "--etcd", server.addr, key)
+	if r.code() != 1 || r.stdout != "\n" || !strings.Contains(r.stderr, "no content") {
+		t.Errorf("status: %d, stdout %q, stderr %q; want 1, an empty line, a note", r.code(),
+			r.stdout, r.stderr)
+	}
+}
