@@ -18,12 +18,13 @@ import (
 )
 
 // forwardedSignals are the signals passed on to COMMAND: those that end a
-// program by default and are sent, not caused by a fault, with SIGWINCH,
-// which a terminal sends, and SIGCONT, which resumes a stopped job.
+// program by default and are sent, not caused by a fault or a write (as
+// SIGPIPE is), with SIGWINCH, which a terminal sends, and SIGCONT, which
+// resumes a stopped job.
 func forwardedSignals() []syscall.Signal {
 	return append([]syscall.Signal{
 		syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGUSR1,
-		syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGPIPE, syscall.SIGXCPU, syscall.SIGXFSZ,
+		syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGXCPU, syscall.SIGXFSZ,
 		syscall.SIGVTALRM, syscall.SIGWINCH, syscall.SIGCONT,
 	}, osSignals()...)
 }
@@ -124,12 +125,16 @@ func runHeld(client *clientv3.Client, l *etcdlock.Lock, c runConfig, command str
 		return commandFailed(argv[0], err)
 	}
 	pid := proc.Pid // the leader of its process group
-	if err := g.arm(pid); err != nil {
-		fmt.Fprintf(os.Stderr, "lockfile: the guardian that stops COMMAND if lockfile dies "+
-			"failed: %v\n", err)
-	}
 	s := &supervisor{pid: pid, tty: tty, clock: clock, events: reap(pid)}
 	s.killLead, s.termLead = stopLeads(c.ttl)
+	if err := g.arm(pid); err != nil {
+		// Unguarded, COMMAND could outlive lockfile and the lock.
+		s.stop(time.Now(), err)
+		tty.reclaim()
+		tty.close()
+		l.Close()
+		return failed(fmt.Errorf("the guardian that stops COMMAND if lockfile dies is gone: %w", err))
+	}
 	status, lost := s.supervise(l.Lost(), signals)
 	g.disarm()
 	tty.reclaim()
