@@ -67,6 +67,9 @@ func lockfileMain(args []string) int {
 	if len(args) == 0 {
 		return usageError(nil, "no command given")
 	}
+	if (args[0] == "run" || args[0] == "status") && wantsEtcd(args[1:]) {
+		return runEtcd(args)
+	}
 	switch args[0] {
 	case "run":
 		return run(args[1:])
