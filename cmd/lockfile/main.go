@@ -57,6 +57,10 @@ Commands:
 
 Run 'lockfile run -h' or 'lockfile status -h' for their options and exit
 statuses. Usage errors exit with status 2.
+
+With --etcd ENDPOINTS before KEY, run and status take an etcd lock
+instead, through the program lockfile-etcd, which must be installed
+beside lockfile or on PATH: see 'lockfile run --etcd x -h'.
 `
 
 func main() {

@@ -31,8 +31,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/golockfile/lockfile"
 	"github.com/golockfile/lockfile/etcdlock"
+	"github.com/golockfile/lockfile/internal/template"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -258,11 +258,7 @@ func runFlags(c *runConfig) *flag.FlagSet {
 			return fmt.Errorf("a control character, %s: the holder is one line of text",
 				strconv.QuoteRune(r))
 		}
-		if _, err := lockfile.ExpandTemplate(s); err != nil {
-			var optErr *lockfile.OptionError
-			if errors.As(err, &optErr) {
-				return errors.New(optErr.Reason)
-			}
+		if _, err := template.Expand(s); err != nil {
 			return err
 		}
 		c.template = s

@@ -132,17 +132,7 @@ func waitLock(ctx context.Context, client *clientv3.Client, key string, c runCon
 		waitCtx, cancel = context.WithTimeout(ctx, c.wait-time.Since(began))
 		defer cancel()
 	}
-	l, err := etcdlock.Acquire(waitCtx, client, key, c.lockOptions()...)
-	if err != nil && !errors.As(err, &lockErr) && waitCtx.Err() != nil && ctx.Err() == nil {
-		// Acquire can end with a bare context error when the wait ends
-		// before it has queued; the lock was still held then.
-		readCtx, cancel := context.WithTimeout(ctx, c.etcd.timeout)
-		defer cancel()
-		if holder, held, readErr := readHolder(readCtx, client, key); readErr == nil && held {
-			err = &lockfile.LockError{Path: key, Holder: holder, Err: lockfile.ErrLocked}
-		}
-	}
-	return l, err
+	return etcdlock.Acquire(waitCtx, client, key, c.lockOptions()...)
 }
 
 func (c runConfig) lockOptions() []etcdlock.Option {

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -97,14 +96,6 @@ func reap(pid int) <-chan childEvent {
 func runHeld(client *clientv3.Client, l *etcdlock.Lock, c runConfig, command string,
 	argv []string, signals <-chan os.Signal) int {
 	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), c.etcd.timeout)
-	clock, stopClock, err := watchLease(ctx, client, l, c.ttl)
-	cancel()
-	if err != nil {
-		l.Close()
-		return failed(fmt.Errorf("reading the lease of %s: %w", l.Key(), err))
-	}
-	defer stopClock()
 	g, err := startGuardian()
 	if err != nil {
 		l.Close()
@@ -125,7 +116,7 @@ func runHeld(client *clientv3.Client, l *etcdlock.Lock, c runConfig, command str
 		return commandFailed(argv[0], err)
 	}
 	pid := proc.Pid // the leader of its process group
-	s := &supervisor{pid: pid, tty: tty, clock: clock, events: reap(pid)}
+	s := &supervisor{pid: pid, tty: tty, clock: l, events: reap(pid)}
 	s.killLead, s.termLead = stopLeads(c.ttl)
 	if err := g.arm(pid); err != nil {
 		// Unguarded, COMMAND could outlive lockfile and the lock.
@@ -170,7 +161,7 @@ func runHeld(client *clientv3.Client, l *etcdlock.Lock, c runConfig, command str
 type supervisor struct {
 	pid                int // COMMAND's process id and process group id
 	tty                *terminal
-	clock              leaseClock
+	clock              *etcdlock.Lock // its Deadline is when etcd may let the lease expire
 	events             <-chan childEvent
 	killLead, termLead time.Duration
 	stopped            bool // COMMAND stopped, and lockfile with it
