@@ -20,7 +20,8 @@ type SimpleLockFile struct {
 	path string
 	mu   sync.Mutex
 	f    sysFile
-	held bool // false once closed
+	held bool       // false once closed
+	loss *lossWatch // made by the first Lost; see lost.go
 }
 
 // LockFile is a held lock whose file names its holder: a space, the expanded
@@ -195,6 +196,7 @@ func (l *SimpleLockFile) Close() error {
 		return nil
 	}
 	l.held = false
+	l.endLoss()
 	return release(l.f, l.path)
 }
 
