@@ -69,10 +69,7 @@ func watch(w *lossWatch) {
 		if err != nil {
 			n = newPollNotifier() // no inotify instance or kqueue left
 		}
-		watcher.n = n
-		watcher.notified = map[int][]*lossWatch{}
-		watcher.polled = map[*lossWatch]struct{}{}
-		go watchLoop(n)
+		startWatcher(n)
 	}
 	if key, err := watcher.n.add(w); err == nil {
 		w.key = key
@@ -86,6 +83,15 @@ func watch(w *lossWatch) {
 		w.lose()
 		unwatchLocked(w)
 	}
+}
+
+// startWatcher makes n the watcher, with its goroutine. The caller holds
+// the watcher's mutex, and nothing is watched.
+func startWatcher(n notifier) {
+	watcher.n = n
+	watcher.notified = map[int][]*lossWatch{}
+	watcher.polled = map[*lossWatch]struct{}{}
+	go watchLoop(n)
 }
 
 // startPolling moves w to the watches looked at every pollInterval.
@@ -194,13 +200,13 @@ func watchLoop(n notifier) {
 			// The notifier broke: poll everything it notified about,
 			// with a notifier of its own.
 			p := newPollNotifier()
+			watcher.n = p
 			for _, ws := range watcher.notified {
 				for _, w := range ws {
 					startPolling(w)
 				}
 			}
 			clear(watcher.notified)
-			watcher.n = p
 			go watchLoop(p)
 			watcher.mu.Unlock()
 			return
