@@ -56,7 +56,9 @@
 // [NewSimple] with a hook check the file they locked still has a name, and
 // after a wait that it is the one at the path, and start over if not. A bare
 // NewSimple does not look; other programs, zc.lockfile and flock(1) among
-// them, do not either.
+// them, do not either. A holder learns of a deletion from
+// [SimpleLockFile.Lost]: it should then stop the work the lock guards,
+// and take the lock again to go on.
 //
 // # Planted links
 //

@@ -6,27 +6,30 @@ import "sync"
 // counted on to exclude others: when the path given no longer names the
 // locked file, because the file was removed, renamed away or replaced by
 // another file (renamed over it, or created after a remove), and when the
-// package knows the lock is gone. It is closed by Close too, and is closed
-// already for a closed lock and for a nil one. When it closes, stop the
-// work the lock guards; take the lock again to go on. A new hard link to
-// the file, a write into it and a change of its mode or times keep it open.
-// [etcdlock.Lock] has the same Lost and Close, so code can hold either.
+// package knows the lock is gone (see [Deleting a lock file] for what to
+// do then). Close closes it too; for a closed or nil lock it is closed
+// already. A new hard link to the file, a write into it and a change of
+// its mode or times keep it open. [etcdlock.Lock] has the same Lost and
+// Close, so code can be written once for either.
 //
-// The first call starts watching, and a lock whose Lost is never called
-// costs nothing. On Linux one inotify descriptor and one goroutine serve
-// every watched lock of the process, and Lost closes within milliseconds
-// of the change; once the user's inotify watches are used up
-// (fs.inotify.max_user_watches), the locks watched after that are looked
-// at every 100 ms instead. On macOS and the BSDs one kqueue does the same
-// with the lock's own descriptor. Elsewhere on Unix the path is looked at
-// every 100 ms. On Windows a held lock file cannot be removed or renamed,
-// so Lost closes only at Close.
+// The first call starts watching; a lock whose Lost is never called costs
+// nothing. On Linux one inotify descriptor and one goroutine serve every
+// watched lock of the process, and Lost closes within milliseconds of the
+// change; once the user's inotify watches are used up
+// (fs.inotify.max_user_watches), locks watched from then on are looked at
+// every 100 ms instead, as all are if no inotify descriptor can be had. On
+// macOS and the BSDs one kqueue and one goroutine watch the locks' own
+// descriptors. Elsewhere on Unix each watched path is looked at every 100
+// ms. The watcher stops when the last watched lock is closed. On Windows a
+// held lock file cannot be removed or renamed, so Lost closes only at
+// Close.
 //
-// Not detected where the system notifies: a directory of the path renamed
-// or replaced, and a symbolic link at the path ([WithFollowSymlinks])
-// changed; the looks every 100 ms see both. Never detected: a lock lost on
-// an NFS server, and, under POSIX record locks (see [Platforms]), a
-// descriptor of the file closed by code outside the package.
+// Not seen where the system notifies, but seen by the looks every 100 ms:
+// a directory of the path renamed or replaced, a symbolic link at the path
+// ([WithFollowSymlinks]) changed, and a change made by another host on a
+// network file system. Never seen: a lock lost on an NFS server, and,
+// under POSIX record locks (see [Platforms]), a descriptor of the file
+// closed by code outside the package.
 //
 // [etcdlock.Lock]: https://pkg.go.dev/github.com/golockfile/lockfile/etcdlock#Lock
 func (l *SimpleLockFile) Lost() <-chan struct{} {
