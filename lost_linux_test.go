@@ -123,7 +123,9 @@ func TestLostNotClosedByHarmlessChanges(t *testing.T) {
 		name string
 		do   func()
 	}{
-		{"a new hard link elsewhere", func() { m.do(t, "link", path, filepath.Join(dir, "second-name")) }},
+		{"a new hard link elsewhere", func() {
+			m.do(t, "link", path, filepath.Join(dir, "second-name"))
+		}},
 		{"that link removed", func() { m.do(t, "rm", filepath.Join(dir, "second-name")) }},
 		{"a write", func() { m.do(t, "write", path) }},
 		{"a chmod", func() { m.do(t, "chmod", path) }},
@@ -273,14 +275,17 @@ func TestLostTenThousandWatchesShareOneWatcher(t *testing.T) {
 			t.Fatal("Lost closed on a held lock")
 		}
 	}
-	if got, watchers := runtime.NumGoroutine(), watcherGoroutines(1); got > goroutines+1 || watchers != 1 {
-		t.Errorf("%d watched locks: %d goroutines more, %d of them watchers; want 1 watcher", n, got-goroutines, watchers)
+	got, watchers := runtime.NumGoroutine(), watcherGoroutines(1)
+	if got > goroutines+1 || watchers != 1 {
+		t.Errorf("%d watched locks: %d goroutines more, %d of them watchers; want 1 watcher",
+			n, got-goroutines, watchers)
 	}
 	if got := openDescriptors(t); got != descriptors+n+1 {
 		t.Errorf("%d watched locks: %d descriptors besides theirs, want 1", n, got-descriptors-n)
 	}
 	if fds, watches := inotifyWatches(t); fds != 1 || watches != n {
-		t.Errorf("%d watched locks: %d inotify descriptors holding %d watches, want 1 and %d", n, fds, watches, n)
+		t.Errorf("%d watched locks: %d inotify descriptors holding %d watches, want 1 and %d",
+			n, fds, watches, n)
 	}
 	t.Logf("%d watched locks: %d watcher goroutine and %d descriptor besides the locks'", n,
 		watcherGoroutines(1), openDescriptors(t)-descriptors-n)

@@ -17,7 +17,8 @@ type kqueue struct {
 	events [64]unix.Kevent_t
 }
 
-const kqueueNotes = unix.NOTE_DELETE | unix.NOTE_RENAME | unix.NOTE_LINK | unix.NOTE_ATTRIB | unix.NOTE_REVOKE
+const kqueueNotes = unix.NOTE_DELETE | unix.NOTE_RENAME | unix.NOTE_LINK | unix.NOTE_ATTRIB |
+	unix.NOTE_REVOKE
 
 // wakeTimer is the ident of the one-shot timer that wake sets; timers'
 // idents are apart from descriptors'.
@@ -41,7 +42,9 @@ func (k *kqueue) remove(key int) { k.change(key, unix.EVFILT_VNODE, unix.EV_DELE
 func (k *kqueue) close() { unix.Close(k.fd) }
 
 // wake sets a timer that fires at once; it stays set until a wait sees it.
-func (k *kqueue) wake() { k.change(wakeTimer, unix.EVFILT_TIMER, unix.EV_ADD|unix.EV_ONESHOT, 0, 1) }
+func (k *kqueue) wake() {
+	k.change(wakeTimer, unix.EVFILT_TIMER, unix.EV_ADD|unix.EV_ONESHOT, 0, 1)
+}
 
 func (k *kqueue) change(ident, filter, flags int, fflags uint32, data int64) error {
 	var ev unix.Kevent_t
