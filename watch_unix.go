@@ -79,10 +79,7 @@ func watch(w *lossWatch) {
 	}
 	w.watched = true
 	watcher.count++
-	if gone(w) {
-		w.lose()
-		unwatchLocked(w)
-	}
+	look(w)
 }
 
 // startWatcher makes n the watcher, with its goroutine. The caller holds
@@ -171,6 +168,9 @@ func watchLoop(n notifier) {
 			return
 		}
 		for _, k := range keys {
+			if watcher.n != n {
+				break // the last watch went while looking
+			}
 			if k.key == allKeys {
 				for _, ws := range watcher.notified {
 					lookAt(ws)
@@ -189,7 +189,7 @@ func watchLoop(n notifier) {
 		if len(watcher.polled) > 0 && time.Since(lastPoll) >= pollInterval {
 			lastPoll = time.Now()
 			for w := range watcher.polled {
-				lookAt([]*lossWatch{w})
+				look(w)
 			}
 		}
 		if watcher.n != n {
@@ -215,14 +215,18 @@ func watchLoop(n notifier) {
 	}
 }
 
-// lookAt closes the Lost channels of the watches in ws whose locks are
-// lost, and stops watching them.
+// lookAt looks at each of ws, which unwatching may change.
 func lookAt(ws []*lossWatch) {
 	for _, w := range slices.Clone(ws) {
-		if w.watched && gone(w) {
-			w.lose()
-			unwatchLocked(w)
-		}
+		look(w)
+	}
+}
+
+// look closes w's Lost channel if its lock is lost, and stops watching it.
+func look(w *lossWatch) {
+	if w.watched && gone(w) {
+		w.lose()
+		unwatchLocked(w)
 	}
 }
 
