@@ -74,10 +74,6 @@ type lossWatch struct {
 	once sync.Once
 	f    sysFile // the lock's descriptor, open while the watch is registered
 	path string
-	// Kept by the watcher, under its mutex.
-	key     int  // the notifier's name for the watch
-	polled  bool // looked at every pollInterval rather than notified
-	watched bool // registered with the watcher
 }
 
 // lose closes the channel; later calls do nothing.

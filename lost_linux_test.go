@@ -1,6 +1,7 @@
 package lockfile
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,6 +11,22 @@ import (
 	"testing"
 	"time"
 )
+
+// mutator is a running mutate helper.
+type mutator struct{ h *helper }
+
+func startMutator(t *testing.T) *mutator { return &mutator{startHelper(t, "mutate")} }
+
+// do runs one command in the helper and returns when it was made.
+func (m *mutator) do(t *testing.T, command ...string) time.Time {
+	t.Helper()
+	fmt.Fprintln(m.h.stdin, strings.Join(command, " "))
+	ns, err := strconv.ParseInt(m.h.expect(t, "done"), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Unix(0, ns)
+}
 
 // waitClosed waits for ch to close and returns when it saw it close.
 func waitClosed(t *testing.T, what string, ch <-chan struct{}) time.Time {

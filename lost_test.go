@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,22 +54,6 @@ func runMutate() int {
 		fmt.Printf("done %d\n", start)
 	}
 	return 0
-}
-
-// mutator is a running mutate helper.
-type mutator struct{ h *helper }
-
-func startMutator(t *testing.T) *mutator { return &mutator{startHelper(t, "mutate")} }
-
-// do runs one command in the helper and returns when it was made.
-func (m *mutator) do(t *testing.T, command ...string) time.Time {
-	t.Helper()
-	fmt.Fprintln(m.h.stdin, strings.Join(command, " "))
-	ns, err := strconv.ParseInt(m.h.expect(t, "done"), 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return time.Unix(0, ns)
 }
 
 // isClosed reports whether ch is closed, without waiting.

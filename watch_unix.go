@@ -53,8 +53,9 @@ const allKeys = -1
 // starts and the last one to stop stops.
 var watcher struct {
 	mu       sync.Mutex
-	n        notifier // nil while nothing is watched
-	notified map[int][]*lossWatch
+	n        notifier             // nil while nothing is watched
+	keys     map[*lossWatch]int   // the notified watches, and their keys
+	notified map[int][]*lossWatch // the watches under each key
 	polled   map[*lossWatch]struct{}
 	count    int
 }
@@ -72,12 +73,11 @@ func watch(w *lossWatch) {
 		startWatcher(n)
 	}
 	if key, err := watcher.n.add(w); err == nil {
-		w.key = key
+		watcher.keys[w] = key
 		watcher.notified[key] = append(watcher.notified[key], w)
 	} else {
 		startPolling(w)
 	}
-	w.watched = true
 	watcher.count++
 	look(w)
 }
@@ -86,14 +86,16 @@ func watch(w *lossWatch) {
 // the watcher's mutex, and nothing is watched.
 func startWatcher(n notifier) {
 	watcher.n = n
+	watcher.keys = map[*lossWatch]int{}
 	watcher.notified = map[int][]*lossWatch{}
 	watcher.polled = map[*lossWatch]struct{}{}
 	go watchLoop(n)
 }
 
-// startPolling moves w to the watches looked at every pollInterval.
+// startPolling moves w to the watches looked at every pollInterval; the
+// caller removes it from those notified under its key.
 func startPolling(w *lossWatch) {
-	w.polled = true
+	delete(watcher.keys, w)
 	watcher.polled[w] = struct{}{}
 	if len(watcher.polled) == 1 {
 		watcher.n.wake() // to wait with a timeout from now on
@@ -110,22 +112,30 @@ func unwatch(w *lossWatch) {
 // unwatchLocked is unwatch with the watcher's mutex held. The last watch
 // to go stops the watcher.
 func unwatchLocked(w *lossWatch) {
-	if !w.watched {
-		return
-	}
-	w.watched = false
-	if w.polled {
+	if _, ok := watcher.polled[w]; ok {
 		delete(watcher.polled, w)
-	} else if ws := deleteWatch(watcher.notified[w.key], w); len(ws) > 0 {
-		watcher.notified[w.key] = ws
+	} else if key, ok := watcher.keys[w]; ok {
+		delete(watcher.keys, w)
+		if ws := deleteWatch(watcher.notified[key], w); len(ws) > 0 {
+			watcher.notified[key] = ws
+		} else {
+			delete(watcher.notified, key)
+			watcher.n.remove(key)
+		}
 	} else {
-		delete(watcher.notified, w.key)
-		watcher.n.remove(w.key)
+		return // not watched
 	}
 	if watcher.count--; watcher.count == 0 {
 		watcher.n.wake() // its goroutine sees it is no longer the watcher and ends
-		watcher.n, watcher.notified, watcher.polled = nil, nil, nil
+		watcher.n, watcher.keys, watcher.notified, watcher.polled = nil, nil, nil, nil
 	}
+}
+
+// watched reports whether w is watched.
+func watched(w *lossWatch) bool {
+	_, polled := watcher.polled[w]
+	_, notified := watcher.keys[w]
+	return polled || notified
 }
 
 func deleteWatch(ws []*lossWatch, w *lossWatch) []*lossWatch {
@@ -224,7 +234,7 @@ func lookAt(ws []*lossWatch) {
 
 // look closes w's Lost channel if its lock is lost, and stops watching it.
 func look(w *lossWatch) {
-	if w.watched && gone(w) {
+	if watched(w) && gone(w) {
 		w.lose()
 		unwatchLocked(w)
 	}
