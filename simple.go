@@ -20,7 +20,8 @@ type SimpleLockFile struct {
 	path string
 	mu   sync.Mutex
 	f    sysFile
-	held bool       // false once closed
+	held bool // false once closed
+
 	loss *lossWatch // made by the first Lost; see lost.go
 }
 
