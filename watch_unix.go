@@ -5,6 +5,7 @@ package lockfile
 import (
 	"errors"
 	"io/fs"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -152,7 +153,13 @@ func deleteWatch(ws []*lossWatch, w *lossWatch) []*lossWatch {
 // watchLoop waits on n and looks at the files n notifies about, and at the
 // polled ones every pollInterval, until n is no longer the watcher.
 func watchLoop(n notifier) {
-	defer n.close()
+	defer func() {
+		// Closing an inotify descriptor waits for a grace period of the
+		// kernel's, about 10 ms, holding this goroutine's thread: the
+		// goroutines a loss just woke run first, not after it.
+		runtime.Gosched()
+		n.close()
+	}()
 	var (
 		keys     []notice
 		lastPoll = time.Now()
