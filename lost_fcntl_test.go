@@ -9,6 +9,7 @@ import "testing"
 // those that ask later; other locks, and a later lock on the same file,
 // are not lost.
 func TestLostReportedByRecordLockTable(t *testing.T) {
+	noWatcherAfter(t)
 	path := tempLockPath(t)
 	watching, err := NewShared(path)
 	if err != nil {

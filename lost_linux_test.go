@@ -63,6 +63,7 @@ var lossWays = []lossWay{
 // the latency from the change, made by another process, to the
 // channel's close is logged (p50 and max over 100 losses per way).
 func TestLostWhenFileIsLost(t *testing.T) {
+	noWatcherAfter(t)
 	m := startMutator(t)
 	for _, way := range lossWays {
 		t.Run(way.name, func(t *testing.T) {
@@ -104,6 +105,7 @@ func TestLostWhenFileIsLost(t *testing.T) {
 // each has a descriptor of its own, and under record locks, where they
 // share one.
 func TestLostSharedHolders(t *testing.T) {
+	noWatcherAfter(t)
 	m := startMutator(t)
 	path := tempLockPath(t)
 	a, err := NewShared(path)
@@ -127,6 +129,7 @@ func TestLostSharedHolders(t *testing.T) {
 // notices in order, so once the sentinel's Lost has closed the change has
 // been looked at. A real loss afterwards still closes Lost.
 func TestLostNotClosedByHarmlessChanges(t *testing.T) {
+	noWatcherAfter(t)
 	m := startMutator(t)
 	dir := testDir(t)
 	path := filepath.Join(dir, "lock")
@@ -178,6 +181,7 @@ func TestLostNotClosedByHarmlessChanges(t *testing.T) {
 
 // A loss before the first call of Lost is seen by that call.
 func TestLostBeforeFirstCall(t *testing.T) {
+	noWatcherAfter(t)
 	path := tempLockPath(t)
 	l, err := NewSimple(path)
 	if err != nil {
@@ -199,20 +203,6 @@ func goroutinesAtMost(want int) int {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		n := runtime.NumGoroutine()
-		if n <= want || time.Now().After(deadline) {
-			return n
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// watcherGoroutines counts the goroutines running the watcher's loop, once
-// the count has come down to want, or after a few seconds.
-func watcherGoroutines(want int) int {
-	deadline := time.Now().Add(5 * time.Second)
-	buf := make([]byte, 1<<20)
-	for {
-		n := strings.Count(string(buf[:runtime.Stack(buf, true)]), "lockfile.watchLoop(")
 		if n <= want || time.Now().After(deadline) {
 			return n
 		}
@@ -257,6 +247,7 @@ func inotifyWatches(t *testing.T) (descriptors, watches int) {
 // 10,000 watched locks use one inotify descriptor, with a watch each, and
 // one goroutine; when they are all closed, neither is left.
 func TestLostTenThousandWatchesShareOneWatcher(t *testing.T) {
+	noWatcherAfter(t)
 	const n = 10_000
 	if limit, err := os.ReadFile("/proc/sys/fs/inotify/max_user_watches"); err == nil {
 		if max, _ := strconv.Atoi(strings.TrimSpace(string(limit))); max < 2*n {
@@ -359,6 +350,7 @@ func TestLostNeverCalledCostsNothing(t *testing.T) {
 // the user's inotify watches are used up), the watcher looks at the path
 // every pollInterval: this test makes it poll on Linux.
 func TestLostPolled(t *testing.T) {
+	noWatcherAfter(t)
 	watcher.mu.Lock()
 	if watcher.n != nil {
 		watcher.mu.Unlock()

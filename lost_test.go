@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,30 @@ func runMutate() int {
 	return 0
 }
 
+// watcherGoroutines counts the goroutines running the watcher's loop, once
+// the count has come down to want, or after a few seconds.
+func watcherGoroutines(want int) int {
+	deadline := time.Now().Add(5 * time.Second)
+	buf := make([]byte, 1<<20)
+	for {
+		n := strings.Count(string(buf[:runtime.Stack(buf, true)]), "lockfile.watchLoop(")
+		if n <= want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// noWatcherAfter makes t wait at its end until the watcher is gone, and
+// fail if it stays: the tests after it count goroutines and descriptors.
+func noWatcherAfter(t *testing.T) {
+	t.Cleanup(func() {
+		if n := watcherGoroutines(0); n != 0 {
+			t.Errorf("%d watchers still run after the test", n)
+		}
+	})
+}
+
 // isClosed reports whether ch is closed, without waiting.
 func isClosed(ch <-chan struct{}) bool {
 	select {
@@ -67,6 +92,7 @@ func isClosed(ch <-chan struct{}) bool {
 }
 
 func TestLostOfNilAndClosedLocks(t *testing.T) {
+	noWatcherAfter(t)
 	var nilSimple *SimpleLockFile
 	var nilLock *LockFile
 	if !isClosed(nilSimple.Lost()) || !isClosed(nilLock.Lost()) {
@@ -97,6 +123,7 @@ func TestLostOfNilAndClosedLocks(t *testing.T) {
 // Close closes Lost even when Lost was first called after the lock was
 // taken in another goroutine, and a select on it returns.
 func TestLostClosedByCloseWakesSelect(t *testing.T) {
+	noWatcherAfter(t)
 	l, err := NewSimple(tempLockPath(t))
 	if err != nil {
 		t.Fatal(err)

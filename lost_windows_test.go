@@ -14,6 +14,7 @@ import (
 // or replaced by a rename, whether the holder is this process or another.
 // Lost stays open, and Close closes it.
 func TestLostCannotBeLostOnWindows(t *testing.T) {
+	noWatcherAfter(t)
 	dir := testDir(t)
 	path := filepath.Join(dir, "lock")
 	l, err := New(path)
