@@ -145,6 +145,8 @@ func runHelper(mode string, args []string) int {
 		return 0
 	case "abandon-and-spin": // path
 		return runAbandonAndSpin(args[0])
+	case "mutate": // changes files on request; see lost_test.go
+		return runMutate()
 	case "sleep":
 		report("started")
 		waitForStdinEOF()

@@ -25,7 +25,9 @@
 // anyone may lock: the lock is on the file, not on its name, so a process
 // that opened the file before it was deleted can lock it while a newcomer
 // locks a new one at the path. Calls that write into the file or wait check
-// that the file they locked is still at the path, and start over if not.
+// that the file they locked is still at the path, and start over if not;
+// a holder learns of it from [SimpleLockFile.Lost], and should then stop
+// the work the lock guards, and take the lock again to go on.
 // A symbolic link as the last element of the path is refused
 // ([ErrSymlink]); links in the directories above it are followed. What
 // writes into the file refuses one that may be a hard link to another

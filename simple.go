@@ -17,6 +17,8 @@ type SimpleLockFile struct {
 	mu   sync.Mutex
 	f    sysFile
 	held bool // false once closed
+
+	loss *lossWatch // made by the first Lost; see lost.go
 }
 
 // NewSimple takes an exclusive lock on the file at path, creating the file
@@ -88,6 +90,7 @@ func (l *SimpleLockFile) Close() error {
 		return nil
 	}
 	l.held = false
+	l.endLoss()
 	return release(l.f, l.path)
 }
 
