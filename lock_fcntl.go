@@ -179,6 +179,7 @@ func markLost(r *recordLock) {
 	locks.all = slices.DeleteFunc(locks.all, func(x *recordLock) bool { return x == r })
 	r.lost = true
 	locks.lost = append(locks.lost, r)
+	loseRecord(r)
 	wake()
 }
 

@@ -63,9 +63,13 @@ func TestSharedHookThatClosesItsFileLosesTheLockForAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lost := first.Lost()
 	closer := WithOnLock(func(f *os.File) error { return f.Close() })
 	if _, err := NewShared(path, closer); err == nil || !strings.Contains(err.Error(), "hook closed its file") {
 		t.Fatalf("NewShared with a hook that closed its file = %v, want it to say so", err)
+	}
+	if !isClosed(lost) {
+		t.Fatal("Lost of a shared holder whose kernel lock a hook dropped is open")
 	}
 	// The kernel lock is gone: a writer in another process gets it, and a
 	// shared lock here is refused, naming that writer.

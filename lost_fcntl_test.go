@@ -4,7 +4,7 @@ package lockfile
 
 import "testing"
 
-// loseRecord, called when the process's record lock on a file is found
+// markLost, called when the process's record lock on a file is found
 // gone, closes Lost for the lock objects holding it that watch, and for
 // those that ask later; other locks, and a later lock on the same file,
 // are not lost.
@@ -29,14 +29,14 @@ func TestLostReportedByRecordLockTable(t *testing.T) {
 	lost, otherLost := watching.Lost(), other.Lost()
 
 	locks.Lock()
-	loseRecord(lockByFD(int(watching.Fd())))
+	markLost(lockByFD(int(watching.Fd())))
 	locks.Unlock()
 
 	if !isClosed(lost) {
-		t.Fatal("Lost of a watching holder is open after loseRecord")
+		t.Fatal("Lost of a watching holder is open after markLost")
 	}
 	if !isClosed(asksLater.Lost()) {
-		t.Fatal("Lost of a holder that asks after loseRecord is open")
+		t.Fatal("Lost of a holder that asks after markLost is open")
 	}
 	if isClosed(otherLost) {
 		t.Fatal("Lost of a lock on another file closed")
