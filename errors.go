@@ -33,7 +33,8 @@ var ErrHardLink = errors.New("lock file may be a hard link to another file")
 var ErrNotRegular = errors.New("lock file is not a regular file")
 
 // LockError is the error returned when the lock is held by someone else.
-// errors.Is(err, ErrLocked) holds for it.
+// errors.Is(err, ErrLocked) holds for it. Package etcdlock returns it too,
+// with the lock's key as Path.
 type LockError struct {
 	// Path is the lock file's path as given.
 	Path string

@@ -2,7 +2,9 @@
 // lockfile's: [New] tries once, [Acquire] waits until the lock is free or a
 // context ends, a refused attempt returns a [*lockfile.LockError] naming the
 // holder, for which errors.Is(err, lockfile.ErrLocked) holds, and
-// [Lock.Close] releases the lock.
+// [Lock.Close] releases the lock. The errors are lockfile's on purpose,
+// with the key as LockError.Path, and a Lock has a file lock's Lost and
+// Close: code that holds either kind of lock is written once.
 //
 // The lock is that of etcd's concurrency.Mutex, with the same keys, so the
 // two exclude each other: every contender puts a key under key+"/" on a

@@ -264,3 +264,62 @@ func Example_runOnce() {
 	// second instance refused: true
 	// first instance: <nil>
 }
+
+// held is what a service needs of its lock: a *lockfile.LockFile and an
+// *etcdlock.Lock both have it.
+type held interface {
+	Lost() <-chan struct{}
+	Close() error
+}
+
+// work runs one step at a time until the lock is lost or done closes, then
+// releases the lock and says how it ended.
+func work(name string, lock held, done <-chan struct{}) {
+	for {
+		select {
+		case <-lock.Lost():
+			fmt.Printf("%s: lock lost, work stopped (%v)\n", name, lock.Close() != nil)
+			return
+		case <-done:
+			fmt.Printf("%s: done, released (%v)\n", name, lock.Close() == nil)
+			return
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// The same service code holds a lock file on one host and an etcd lock
+// across hosts, and stops its work when either is lost.
+func Example_eitherKind() {
+	dir, err := os.MkdirTemp("", "etcdlock-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	fileLock, err := lockfile.New(dir + "/service.lock")
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := connect()
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	etcdLock, err := etcdlock.New(ctx, client, "/locks/either-kind")
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The file lock ends its work normally; the etcd lock's key is
+	// deleted under it, as an operator clearing a lock by hand would.
+	done := make(chan struct{})
+	time.AfterFunc(50*time.Millisecond, func() { close(done) })
+	time.AfterFunc(100*time.Millisecond, func() {
+		client.Delete(ctx, "/locks/either-kind/", clientv3.WithPrefix())
+	})
+	work("file", fileLock, done)
+	work("etcd", etcdLock, make(chan struct{}))
+	// Output:
+	// file: done, released (true)
+	// etcd: lock lost, work stopped (true)
+}
