@@ -26,7 +26,7 @@ func init() {
 		case r.state() == heldShared:
 			return "", heldShared
 		}
-		return readAll(sysFile{r.fd}), heldExclusive
+		return readAll(sysFile{fd: r.fd}), heldExclusive
 	}
 }
 

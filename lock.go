@@ -23,8 +23,8 @@ package lockfile
 //	sysFile.close() error                 of a file this lock does not hold
 //	sysFile.readAt, writeAt, truncate, stat, handle
 //	sysFile.kernelInterface(fileStat) bool  procfs and the like
-//	sysFile.osFile(name) (*os.File, error)  a duplicate
-//	sysFile.lendFile(name, fn) error      runs a hook on the locked file
+//	sysFile.osFile() (*os.File, error)    a duplicate
+//	sysFile.lendFile(fn) error            runs a hook on the locked file
 //	heldHere(path, followSymlinks) (holder, lockState)
 //	                              a lock of this process's that the kernel
 //	                              would not refuse to another lock object

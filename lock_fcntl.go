@@ -280,7 +280,7 @@ func joinHere(path string, followSymlinks bool, m lockMode) (sysFile, bool) {
 		return sysFile{}, false
 	}
 	r.holders++
-	return sysFile{r.fd}, true
+	return sysFile{r.fd, path}, true
 }
 
 // tryLock takes the lock without waiting. It refuses a file on which this
@@ -516,14 +516,14 @@ func heldHere(path string, followSymlinks bool) (string, lockState) {
 	case r.state() == heldShared:
 		return "", heldShared // shared holders write nothing
 	}
-	return readHolder(sysFile{r.fd}), heldExclusive
+	return readHolder(sysFile{fd: r.fd}), heldExclusive
 }
 
 // lendFile runs fn with an *os.File on the locked file. Closing it would
 // drop the lock, so it stays open until the lock is released, and shared
 // holders of this process share one; fn must not close it, and if it does,
 // lendFile reports it, and the lock is marked lost for every holder.
-func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
+func (f sysFile) lendFile(fn func(*os.File) error) error {
 	lockTable()
 	r := lockByFD(f.fd)
 	if r == nil {
@@ -531,7 +531,7 @@ func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
 		return errors.New("lending a file of a lock that is not held")
 	}
 	if r.lent == nil {
-		file, err := f.osFile(name)
+		file, err := f.osFile()
 		if err != nil {
 			locks.Unlock()
 			return err

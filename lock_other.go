@@ -10,7 +10,7 @@ import (
 // js/wasm, wasip1 and plan9 have no file locking that excludes another
 // process. Here every attempt fails before the file is opened or created.
 
-type sysFile struct{}
+type sysFile struct{ name string }
 
 func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sysFile, error) {
 	return sysFile{}, &fs.PathError{Op: "lock", Path: path, Err: errUnsupported}
@@ -25,7 +25,7 @@ func (sysFile) close() error                      { return errUnsupported }
 func (sysFile) readAt([]byte, int64) (int, error) { return 0, errUnsupported }
 func (sysFile) writeAt([]byte, int64) error       { return errUnsupported }
 func (sysFile) truncate(int64) error              { return errUnsupported }
-func (sysFile) osFile(string) (*os.File, error)   { return nil, errUnsupported }
+func (sysFile) osFile() (*os.File, error)         { return nil, errUnsupported }
 
 func (sysFile) stat() (fileStat, error)       { return fileStat{}, errUnsupported }
 func (sysFile) kernelInterface(fileStat) bool { return false }

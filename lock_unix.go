@@ -16,7 +16,10 @@ import (
 // and an *os.File's cleanup would close the descriptor, and so release the
 // lock, whenever the garbage collector found the lock unreachable. The lock
 // calls on it are in lock_flock.go or lock_fcntl.go.
-type sysFile struct{ fd int }
+type sysFile struct {
+	fd   int
+	name string // the path as given, as os.File.Name returns it
+}
 
 // openFile opens path with flag. Unless followSymlinks is set, O_NOFOLLOW
 // makes the open fail if the last element is a symbolic link; the errno for
@@ -46,7 +49,7 @@ func (d dirFile) open(name, path string, flag int, perm fs.FileMode, followSymli
 		fd, err := sysOpenat(d.fd, name, flag, uint32(perm))
 		switch {
 		case err == nil:
-			return sysFile{fd}, nil
+			return sysFile{fd, path}, nil
 		case err == unix.EINTR:
 			continue
 		case !followSymlinks && err != unix.ENOENT && err != unix.EEXIST:
@@ -156,12 +159,12 @@ func (f sysFile) truncate(size int64) error {
 
 // osFile returns a new *os.File on a duplicate of the descriptor, for
 // callers that need one.
-func (f sysFile) osFile(name string) (*os.File, error) {
+func (f sysFile) osFile() (*os.File, error) {
 	fd, err := dupCloexec(f.fd)
 	if err != nil {
 		return nil, fmt.Errorf("dup: %w", err)
 	}
-	return os.NewFile(uintptr(fd), name), nil
+	return os.NewFile(uintptr(fd), f.name), nil
 }
 
 // A fileStat is what this package needs to know of a file: its type, its

@@ -14,7 +14,10 @@ import (
 // A sysFile is a raw handle rather than an *os.File, whose cleanup would
 // close the handle, and so release the lock, whenever the garbage collector
 // found the lock unreachable.
-type sysFile struct{ h windows.Handle }
+type sysFile struct {
+	h    windows.Handle
+	name string // the path as given, as os.File.Name returns it
+}
 
 // openFile opens path with flag (os.O_* values). Windows has no O_NOFOLLOW,
 // so a link is looked for before the open. That leaves a moment in which a
@@ -63,7 +66,7 @@ func openFile(path string, flag int, perm fs.FileMode, followSymlinks bool) (sys
 	if err != nil {
 		return sysFile{}, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	return sysFile{h}, nil
+	return sysFile{h, path}, nil
 }
 
 // The lock covers byte 0 and nothing else, the byte zc.lockfile's
@@ -164,13 +167,13 @@ func (f sysFile) truncate(size int64) error { return windows.Ftruncate(f.h, size
 
 // osFile returns a new *os.File on a duplicate of the handle, for callers
 // that need one. Closing it leaves the lock held by the original handle.
-func (f sysFile) osFile(name string) (*os.File, error) {
+func (f sysFile) osFile() (*os.File, error) {
 	process := windows.CurrentProcess()
 	var dup windows.Handle
 	if err := windows.DuplicateHandle(process, f.h, process, &dup, 0, false, windows.DUPLICATE_SAME_ACCESS); err != nil {
 		return nil, fmt.Errorf("DuplicateHandle: %w", err)
 	}
-	return os.NewFile(uintptr(dup), name), nil
+	return os.NewFile(uintptr(dup), f.name), nil
 }
 
 // A fileStat is what this package needs to know of a file: its type, its
@@ -227,7 +230,7 @@ func statPath(path string, followSymlinks bool) (fileStat, error) {
 		return fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	defer windows.CloseHandle(h)
-	st, err := sysFile{h}.stat()
+	st, err := sysFile{h: h}.stat()
 	if err != nil {
 		return fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}

@@ -138,14 +138,14 @@ func (l *LockFile) Close() error {
 // and then finishes as [SimpleLockFile.hold] does. If the file is not one
 // to write into, or the write fails, the lock is released and f closed.
 func (l *LockFile) hold(f sysFile, st fileStat, c *config) error {
-	err := checkWritable(f, st, l.path, c)
+	err := checkWritable(f, st, c)
 	if err == nil {
 		if writeErr := writeContent(f, st.size, l.content); writeErr != nil {
 			err = &fs.PathError{Op: "write", Path: l.path, Err: writeErr}
 		}
 	}
 	if err != nil {
-		return errors.Join(err, release(f, l.path))
+		return errors.Join(err, release(f))
 	}
 	return l.SimpleLockFile.hold(f, st, c)
 }

@@ -507,7 +507,7 @@ func TestGarbageCollectionDoesNotRelease(t *testing.T) {
 		t.Fatal("the dropped lock was not collected; the test proves nothing")
 	}
 	assertLocked(t, path, strconv.Itoa(os.Getpid()))
-	if err := release(fd, path); err != nil { // what Close would have done
+	if err := release(fd); err != nil { // what Close would have done
 		t.Fatal(err)
 	}
 	assertFree(t, path)

@@ -25,7 +25,7 @@ func lockNow(path string, c *config) (sysFile, error) {
 		return sysFile{}, err
 	}
 	if err := f.tryLock(c.mode); err != nil {
-		return sysFile{}, lockFailed(f, path, err)
+		return sysFile{}, lockFailed(f, err)
 	}
 	return f, nil
 }
@@ -67,13 +67,13 @@ func lockNowAndLook(_ context.Context, path string, c *config) (sysFile, fileSta
 		}
 		st, err := f.stat()
 		if err != nil {
-			release(f, path)
+			release(f)
 			return sysFile{}, fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
 		}
 		if !st.removed() {
 			return f, st, nil
 		}
-		release(f, path)
+		release(f)
 	}
 	return sysFile{}, fileStat{}, &fs.PathError{Op: "open", Path: path, Err: errRemoved}
 }
@@ -82,21 +82,21 @@ func lockNowAndLook(_ context.Context, path string, c *config) (sysFile, fileSta
 var errRemoved = fmt.Errorf("the file locked at this path has been removed, %d times in a row: %w", maxRemoved, fs.ErrNotExist)
 
 // lockFailed closes f, which is not locked, and describes why.
-func lockFailed(f sysFile, path string, err error) error {
+func lockFailed(f sysFile, err error) error {
 	defer f.close()
 	if errors.Is(err, ErrLocked) {
-		return describeHolder(f, path, err)
+		return describeHolder(f, err)
 	}
-	return &fs.PathError{Op: "lock", Path: path, Err: err}
+	return &fs.PathError{Op: "lock", Path: f.name, Err: err}
 }
 
 // describeHolder returns the LockError for a lock refused with err, naming
 // the holder as seen through f.
-func describeHolder(f sysFile, path string, err error) *LockError {
+func describeHolder(f sysFile, err error) *LockError {
 	if state, _ := f.testLock(); state == heldShared {
-		return &LockError{Path: path, Shared: true, Err: err}
+		return &LockError{Path: f.name, Shared: true, Err: err}
 	}
-	return &LockError{Path: path, Holder: readHolder(f), Err: err}
+	return &LockError{Path: f.name, Holder: readHolder(f), Err: err}
 }
 
 // openLockFile opens the lock file for c, creating it if need be. A file
@@ -162,24 +162,24 @@ func checkRegular(st fileStat, path string) error {
 // checkWritable refuses a file that content or a hook must not write into:
 // one that is not a regular file, a kernel interface's, or one with a
 // second name.
-func checkWritable(f sysFile, st fileStat, path string, c *config) error {
-	if err := checkRegular(st, path); err != nil {
+func checkWritable(f sysFile, st fileStat, c *config) error {
+	if err := checkRegular(st, f.name); err != nil {
 		return err
 	}
 	if f.kernelInterface(st) {
-		return &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+		return &fs.PathError{Op: "open", Path: f.name, Err: ErrNotRegular}
 	}
-	return checkLinks(st, path, c)
+	return checkLinks(st, f.name, c)
 }
 
 // checkHookFile refuses a file that c's hook may not be given: one that is
 // not a regular file, or, for a hook that can write, one checkWritable
 // refuses.
-func checkHookFile(f sysFile, st fileStat, path string, c *config) error {
+func checkHookFile(f sysFile, st fileStat, c *config) error {
 	if c.mode == shared {
-		return checkRegular(st, path)
+		return checkRegular(st, f.name)
 	}
-	return checkWritable(f, st, path, c)
+	return checkWritable(f, st, c)
 }
 
 // checkLinks refuses a file with more than one name as a file to write
@@ -193,13 +193,13 @@ func checkLinks(st fileStat, path string, c *config) error {
 }
 
 // release unlocks f and closes it.
-func release(f sysFile, path string) error {
+func release(f sysFile) error {
 	unlockErr, closeErr := f.unlockAndClose()
 	switch {
 	case unlockErr != nil:
-		return &fs.PathError{Op: "unlock", Path: path, Err: errors.Join(unlockErr, closeErr)}
+		return &fs.PathError{Op: "unlock", Path: f.name, Err: errors.Join(unlockErr, closeErr)}
 	case closeErr != nil:
-		return &fs.PathError{Op: "close", Path: path, Err: closeErr}
+		return &fs.PathError{Op: "close", Path: f.name, Err: closeErr}
 	}
 	return nil
 }

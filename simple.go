@@ -91,7 +91,7 @@ func (l *SimpleLockFile) Close() error {
 	}
 	l.held = false
 	l.endLoss()
-	return release(l.f, l.path)
+	return release(l.f)
 }
 
 // hold finishes taking a lock on f, which is locked and described by st:
@@ -102,14 +102,14 @@ func (l *SimpleLockFile) hold(f sysFile, st fileStat, c *config) (err error) {
 	held := false
 	defer func() {
 		if !held {
-			err = errors.Join(err, release(f, l.path))
+			err = errors.Join(err, release(f))
 		}
 	}()
 	if c.onLock != nil {
-		if err := checkHookFile(f, st, l.path, c); err != nil {
+		if err := checkHookFile(f, st, c); err != nil {
 			return err
 		}
-		if err := f.lendFile(l.path, c.onLock); err != nil {
+		if err := f.lendFile(c.onLock); err != nil {
 			return fmt.Errorf("lockfile: on-lock hook for %s: %w", l.path, err)
 		}
 	}

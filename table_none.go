@@ -22,8 +22,8 @@ func joinHere(path string, followSymlinks bool, m lockMode) (sysFile, bool) { re
 // lendFile runs fn with an *os.File of its own on the locked file, a
 // duplicate closed when fn returns: the lock stays with f, so fn cannot
 // close it, and closing its own releases nothing.
-func (f sysFile) lendFile(name string, fn func(*os.File) error) error {
-	file, err := f.osFile(name)
+func (f sysFile) lendFile(fn func(*os.File) error) error {
+	file, err := f.osFile()
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, e
 		if st, err := statPath(path, c.followSymlinks); err == nil && st.sameFile(waitFor) {
 			return locked, st, nil
 		}
-		release(locked, path) // a file no longer at path; try the one there now
+		release(locked) // a file no longer at path; try the one there now
 	}
 }
 
@@ -63,7 +63,7 @@ func heldError(path string, c *config, err error) error {
 		return &LockError{Path: path, Err: err}
 	}
 	defer f.close()
-	return describeHolder(f, path, err)
+	return describeHolder(f, err)
 }
 
 // waitUntilLocked waits until the file described by target is locked for
@@ -241,7 +241,7 @@ func (w *waiter) wait(key, path string, c *config) {
 			// over, as one that joins just before the handoff does.
 			runtime.Gosched()
 		default:
-			release(*f, path) // everyone who waited has given up
+			release(*f) // everyone who waited has given up
 		}
 	case blocked:
 		f.close()
