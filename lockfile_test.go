@@ -81,12 +81,6 @@ func readFile(t *testing.T, path string) string {
 // it reports nothing held, and the file is read as any other.
 var readHeld = func(path string) (string, lockState) { return "", free }
 
-func readAll(f sysFile) string {
-	buf := make([]byte, 1<<16)
-	n, _ := f.readAt(buf, 0)
-	return string(buf[:n])
-}
-
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
