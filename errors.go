@@ -21,10 +21,11 @@ var ErrSymlink = errors.New("lock file path is a symbolic link")
 // ErrHardLink reports a lock file that may be a hard link to another file:
 // it has a second name, or its directory lets another user add a name and
 // remove it again before the lock call could see it. Such a directory is
-// owned by a user other than the caller or root, or is writable by others
-// (or by a group not the caller's) without the sticky bit. What writes into
-// the file refuses both before creating or writing a byte. The caller's own
-// user is not guarded against: it can write whatever the caller can.
+// owned by a user other than the caller or root, or is writable by its
+// group or others without the sticky bit (ACLs are not read); with
+// [WithFollowSymlinks] it is the directory the link leads to. What writes
+// into the file refuses both before creating or writing a byte. The
+// caller's own user is not guarded against: it can write what the caller can.
 var ErrHardLink = errors.New("lock file may be a hard link to another file")
 
 // ErrNotRegular reports a path that names a device, a named pipe, a

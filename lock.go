@@ -11,7 +11,7 @@ package lockfile
 //	dirFile                       a directory that names are opened in
 //	openFile(path, flag, perm, followSymlinks) (sysFile, error)
 //	currentDir() dirFile
-//	openTrustedDir(path) (dirFile, name, error)  or ErrHardLink
+//	openTrustedDir(path, followSymlinks) (dirFile, name, error)  or ErrHardLink
 //	dirFile.open(name, path, flag, perm, followSymlinks) (sysFile, error)
 //	dirFile.close() error
 //	statPath(path, followSymlinks) (fileStat, error)

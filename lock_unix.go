@@ -3,9 +3,11 @@
 package lockfile
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -37,9 +39,12 @@ type dirFile struct{ fd int }
 func currentDir() dirFile { return dirFile{unix.AT_FDCWD} }
 
 // open opens name in d as openFile opens path, which is how errors name it.
+// In a directory that openTrustedDir opened, a symbolic link is never
+// followed: openTrustedDir followed the links the caller allows already,
+// and one that appears since may lead out of the directory it checked.
 func (d dirFile) open(name, path string, flag int, perm fs.FileMode, followSymlinks bool) (sysFile, error) {
 	flag |= unix.O_CLOEXEC
-	if !followSymlinks {
+	if !followSymlinks || d.fd != unix.AT_FDCWD {
 		flag |= unix.O_NOFOLLOW
 	}
 	if flag&(unix.O_WRONLY|unix.O_RDWR) == 0 {
@@ -69,18 +74,26 @@ func (d dirFile) close() error {
 }
 
 // openTrustedDir opens the directory of path, and returns it with the name
-// of path's last element in it, if no user but the caller, the caller's
-// group and root can add names to the directory and remove them again:
-// it is owned by the caller or root, and writable by no one else, or
-// sticky. Elsewhere another user could link a file of someone else's to
-// the path and remove the link again between the lock file's open and any
-// look at it; there the error is ErrHardLink. A path whose last element
-// cannot name a file (empty, . or ..) is left to openFile, in the
-// current directory.
-func openTrustedDir(path string) (dirFile, string, error) {
-	dir, name := "", path
-	if i := strings.LastIndexByte(path, '/'); i >= 0 {
-		dir, name = path[:i+1], path[i+1:]
+// of path's last element in it, if no user but the caller and root can add
+// names to the directory and remove them again: it is owned by the caller
+// or root, and writable by no one else, or sticky. Elsewhere another user
+// could link a file of someone else's to the path and remove the link
+// again between the lock file's open and any look at it; there the error
+// is ErrHardLink. With followSymlinks, the links at the last element are
+// followed first, and the directory checked is the one they lead to. A
+// path whose last element cannot name a file (empty, . or ..) is left to
+// openFile, in the current directory.
+func openTrustedDir(path string, followSymlinks bool) (dirFile, string, error) {
+	target := path
+	if followSymlinks {
+		var err error
+		if target, err = resolveLast(path); err != nil {
+			return dirFile{}, "", &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+	}
+	dir, name := "", target
+	if i := strings.LastIndexByte(target, '/'); i >= 0 {
+		dir, name = target[:i+1], target[i+1:]
 	}
 	if name == "" || name == "." || name == ".." {
 		return currentDir(), path, nil
@@ -110,17 +123,36 @@ type dirInfo struct {
 	uid, gid uint32
 }
 
+// trusted reports a directory owned by the caller or root that no one
+// else may write, as far as its mode says (ACLs are not read), or that is
+// sticky: there only a file's owner, the directory's and root remove names.
 func (d dirInfo) trusted() bool {
 	if uid := uint32(unix.Geteuid()); d.uid != uid && d.uid != 0 {
 		return false
 	}
-	switch {
-	case d.mode&unix.S_ISVTX != 0:
-		return true // only a file's owner, the directory's and root remove its names
-	case d.mode&0o002 != 0:
-		return false
+	return d.mode&unix.S_ISVTX != 0 || d.mode&0o022 == 0
+}
+
+// maxLinks bounds the symbolic links resolveLast follows, as the kernel's
+// own limit (40 on Linux) bounds a lookup's.
+const maxLinks = 40
+
+// resolveLast follows the symbolic links at the last element of path, and
+// returns the path of what they lead to, which need not exist.
+func resolveLast(path string) (string, error) {
+	for range maxLinks {
+		target, err := os.Readlink(path)
+		switch {
+		case errors.Is(err, unix.EINVAL), errors.Is(err, fs.ErrNotExist):
+			return path, nil // not a link, or nothing there yet
+		case err != nil:
+			return "", err
+		case !filepath.IsAbs(target):
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
 	}
-	return d.mode&0o020 == 0 || d.gid == uint32(unix.Getegid())
+	return "", unix.ELOOP
 }
 
 // closeFD closes a descriptor.

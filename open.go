@@ -107,7 +107,7 @@ func openLockFile(path string, c *config) (sysFile, error) {
 	if !c.mayWrite() || c.hardLinks {
 		return openOrCreate(currentDir(), path, path, c)
 	}
-	dir, name, err := openTrustedDir(path)
+	dir, name, err := openTrustedDir(path, c.followSymlinks)
 	if err != nil {
 		return sysFile{}, err
 	}

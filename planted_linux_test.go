@@ -106,6 +106,13 @@ func attackDirs(t *testing.T, sticky bool) (victim, lockDir string) {
 // CAP_FOWNER lifts it for the attacker alone, as those systems would.
 func startAttacker(t *testing.T, victim, lockPath string) *helper {
 	t.Helper()
+	return startAttackerAs(t, victim, lockPath, []uintptr{unix.CAP_FOWNER})
+}
+
+// startAttackerAs runs toggleLinks as the attacker, with the capabilities
+// given.
+func startAttackerAs(t *testing.T, victim, lockPath string, caps []uintptr) *helper {
+	t.Helper()
 	exe := filepath.Join(filepath.Dir(filepath.Dir(victim)), "attacker.test")
 	if _, err := os.Stat(exe); err != nil {
 		copyFile(t, os.Args[0], exe, 0o755) // the test binary's own directory is root's alone
@@ -114,7 +121,7 @@ func startAttacker(t *testing.T, victim, lockPath string) *helper {
 	cmd.Env = append(os.Environ(), helperEnv+"=toggle-links", helperArgsEnv+"="+victim+"\n"+lockPath)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential:  &syscall.Credential{Uid: attackerUID, Gid: attackerUID},
-		AmbientCaps: []uintptr{unix.CAP_FOWNER},
+		AmbientCaps: caps,
 	}
 	h := startProcess(t, cmd)
 	h.expect(t, "started")
@@ -232,7 +239,7 @@ func TestUntrustedDirectory(t *testing.T) {
 		{"writable by another group", 0, 0o775, false}, // gid set below
 		{"the caller's", 0, 0o755, true},
 		{"sticky, writable by all", 0, os.ModeSticky | 0o777, true},
-		{"writable by the caller's group", 0, 0o775, true},
+		{"writable by the caller's group", 0, 0o775, false}, // its other members are other users
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -277,6 +284,19 @@ func TestUntrustedDirectory(t *testing.T) {
 			if tc.trusted {
 				return
 			}
+			// A symbolic link from a trusted directory does not lead past
+			// the check with WithFollowSymlinks: the directory checked is
+			// the one the link leads to.
+			link := filepath.Join(t.TempDir(), "link")
+			if err := os.Symlink(path, link); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := New(link, WithFollowSymlinks()); !errors.Is(err, ErrHardLink) {
+				t.Fatalf("New through a link into the directory: %v, want ErrHardLink", err)
+			}
+			if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("New through a link was refused but left a file behind: %v", err)
+			}
 			// What writes nothing locks there, and WithHardLinks allows
 			// the rest.
 			for name, lock := range map[string]func() (io.Closer, error){
@@ -291,5 +311,59 @@ func TestUntrustedDirectory(t *testing.T) {
 				l.Close()
 			}
 		})
+	}
+}
+
+// TestPlantedLinkInStickyDirectory races New against another user in a
+// directory such as /tmp, owned by root, writable by all and sticky: the
+// attacker can plant a link but cannot take it away again, so the link
+// count read after the lock refuses it every time. Linux's
+// fs.protected_hardlinks would refuse the link itself; it is turned off
+// for the test, as macOS and FreeBSD have it, and the attacker gets no
+// capability that would lift the sticky bit's rule.
+func TestPlantedLinkInStickyDirectory(t *testing.T) {
+	victim, _ := attackDirs(t, false)
+	const knob = "/proc/sys/fs/protected_hardlinks"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		skipOrFail(t, "cannot read "+knob)
+	}
+	if err := os.WriteFile(knob, []byte("0"), 0); err != nil {
+		skipOrFail(t, "cannot turn off "+knob+": "+err.Error())
+	}
+	t.Cleanup(func() { os.WriteFile(knob, old, 0) })
+	dir := filepath.Join(filepath.Dir(filepath.Dir(victim)), "shared")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(victim)
+	lockPath := filepath.Join(dir, "lock")
+	attacker := startAttackerAs(t, victim, lockPath, nil)
+	attempts, refused := 5000, 0
+	for range attempts {
+		l, err := New(lockPath)
+		if err == nil {
+			l.Close()
+			continue
+		}
+		if !errors.Is(err, ErrHardLink) {
+			t.Fatalf("New: %v, want ErrHardLink", err)
+		}
+		refused++
+	}
+	attacker.stdin.Close()
+	links := attacker.expect(t, "links")
+	attacker.cmd.Wait()
+	after, _ := os.Stat(victim)
+	got, _ := os.ReadFile(victim)
+	t.Logf("%d attempts against %s links: %d refused", attempts, links, refused)
+	if links == "0" {
+		t.Fatal("the attacker planted no link")
+	}
+	if string(got) != "root's own bytes\n" || !after.ModTime().Equal(before.ModTime()) {
+		t.Fatalf("the victim holds %q, modified %v (was %v)", got, after.ModTime(), before.ModTime())
 	}
 }

@@ -14,10 +14,11 @@ func sysOpenat(dirfd int, path string, flag int, perm uint32) (int, error) {
 	return unix.Openat(dirfd, path, flag, perm)
 }
 
-// openDir opens a directory to open names in.
+// openDir opens a directory to open names in, for searching only where the
+// system has O_SEARCH, so that it needs no permission to read it.
 func openDir(path string) (int, error) {
 	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Open(path, oSearch|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != unix.EINTR {
 			return fd, err
 		}
