@@ -18,7 +18,8 @@ func openTrustedDir(path string, followSymlinks bool) (dirFile, string, error) {
 	return dirFile{}, path, nil
 }
 
-func (dirFile) open(_, path string, flag int, perm fs.FileMode, followSymlinks bool) (sysFile, error) {
+func (dirFile) open(_, path string, flag int, perm fs.FileMode,
+	followSymlinks bool) (sysFile, error) {
 	return openFile(path, flag, perm, followSymlinks)
 }
 

@@ -45,8 +45,8 @@ type LockError struct {
 	// whatever an earlier holder wrote, so Holder can name a process that
 	// is gone; it is empty when the file is empty, and when Shared is set.
 	Holder string
-	// Shared reports that the lock is held by shared holders ([NewShared]),
-	// who write nothing.
+	// Shared reports that the lock is held by shared holders, who write
+	// nothing.
 	Shared bool
 	// Err is ErrLocked, or an error that wraps ErrLocked together with
 	// the reason a wait ended, such as context.DeadlineExceeded.
@@ -57,7 +57,8 @@ type LockError struct {
 // known, the holder.
 func (e *LockError) Error() string {
 	path := e.Path
-	if !utf8.ValidString(path) || strings.IndexFunc(path, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+	unprintable := func(r rune) bool { return !unicode.IsPrint(r) }
+	if !utf8.ValidString(path) || strings.IndexFunc(path, unprintable) >= 0 {
 		path = strconv.Quote(path) // a newline or an escape must not reach a terminal as is
 	}
 	msg := fmt.Sprintf("lockfile: cannot lock %s: %v", path, e.Err)

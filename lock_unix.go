@@ -42,7 +42,8 @@ func currentDir() dirFile { return dirFile{unix.AT_FDCWD} }
 // In a directory that openTrustedDir opened, a symbolic link is never
 // followed: openTrustedDir followed the links the caller allows already,
 // and one that appears since may lead out of the directory it checked.
-func (d dirFile) open(name, path string, flag int, perm fs.FileMode, followSymlinks bool) (sysFile, error) {
+func (d dirFile) open(name, path string, flag int, perm fs.FileMode,
+	followSymlinks bool) (sysFile, error) {
 	flag |= unix.O_CLOEXEC
 	if !followSymlinks || d.fd != unix.AT_FDCWD {
 		flag |= unix.O_NOFOLLOW
@@ -238,7 +239,8 @@ func statPathPlain(path string, followSymlinks bool) (fileStat, error) {
 }
 
 func newFileStat(st *unix.Stat_t) fileStat {
-	return fileStat{mode: uint32(st.Mode), size: st.Size, nlink: uint64(st.Nlink), dev: uint64(st.Dev), ino: uint64(st.Ino)}
+	return fileStat{mode: uint32(st.Mode), size: st.Size, nlink: uint64(st.Nlink),
+		dev: uint64(st.Dev), ino: uint64(st.Ino)}
 }
 
 func (s fileStat) regular() bool                { return s.mode&unix.S_IFMT == unix.S_IFREG }

@@ -144,7 +144,8 @@ func (f sysFile) close() error { return windows.CloseHandle(f.h) }
 
 func (f sysFile) readAt(b []byte, off int64) (int, error) {
 	var n uint32
-	err := windows.ReadFile(f.h, b, &n, &windows.Overlapped{Offset: uint32(off), OffsetHigh: uint32(off >> 32)})
+	at := windows.Overlapped{Offset: uint32(off), OffsetHigh: uint32(off >> 32)}
+	err := windows.ReadFile(f.h, b, &n, &at)
 	if errors.Is(err, windows.ERROR_HANDLE_EOF) {
 		err = nil
 	}
@@ -154,7 +155,8 @@ func (f sysFile) readAt(b []byte, off int64) (int, error) {
 func (f sysFile) writeAt(b []byte, off int64) error {
 	for len(b) > 0 {
 		var n uint32
-		err := windows.WriteFile(f.h, b, &n, &windows.Overlapped{Offset: uint32(off), OffsetHigh: uint32(off >> 32)})
+		at := windows.Overlapped{Offset: uint32(off), OffsetHigh: uint32(off >> 32)}
+		err := windows.WriteFile(f.h, b, &n, &at)
 		if err != nil {
 			return err
 		}
@@ -170,7 +172,8 @@ func (f sysFile) truncate(size int64) error { return windows.Ftruncate(f.h, size
 func (f sysFile) osFile() (*os.File, error) {
 	process := windows.CurrentProcess()
 	var dup windows.Handle
-	if err := windows.DuplicateHandle(process, f.h, process, &dup, 0, false, windows.DUPLICATE_SAME_ACCESS); err != nil {
+	err := windows.DuplicateHandle(process, f.h, process, &dup, 0, false, windows.DUPLICATE_SAME_ACCESS)
+	if err != nil {
 		return nil, fmt.Errorf("DuplicateHandle: %w", err)
 	}
 	return os.NewFile(uintptr(dup), f.name), nil

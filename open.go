@@ -14,7 +14,8 @@ import (
 func lockNow(path string, c *config) (sysFile, error) {
 	switch holder, state := heldHere(path, c.followSymlinks); {
 	case state.excludes(c.mode):
-		return sysFile{}, &LockError{Path: path, Holder: holder, Shared: state == heldShared, Err: ErrLocked}
+		return sysFile{}, &LockError{Path: path, Holder: holder, Shared: state == heldShared,
+			Err: ErrLocked}
 	case state == heldShared:
 		if f, ok := joinHere(path, c.followSymlinks, c.mode); ok {
 			return f, nil
@@ -79,7 +80,8 @@ func lockNowAndLook(_ context.Context, path string, c *config) (sysFile, fileSta
 }
 
 // errRemoved reports a path whose file kept having no name once locked.
-var errRemoved = fmt.Errorf("the file locked at this path has been removed, %d times in a row: %w", maxRemoved, fs.ErrNotExist)
+var errRemoved = fmt.Errorf("the file locked at this path has been removed, %d times in a row: %w",
+	maxRemoved, fs.ErrNotExist)
 
 // lockFailed closes f, which is not locked, and describes why.
 func lockFailed(f sysFile, err error) error {

@@ -92,7 +92,8 @@ func WithMode(perm fs.FileMode) Option {
 	case perm&^fs.ModePerm != 0:
 		reason = "only permission bits (0o777) may be set"
 	case perm&0o600 != 0o600:
-		reason = "the owner must be able to read and write (0o600): an exclusive lock opens the file for both"
+		reason = "the owner must be able to read and write (0o600): " +
+			"an exclusive lock opens the file for both"
 	}
 	var err error
 	if reason != "" {
@@ -127,5 +128,6 @@ func WithHardLinks() Option {
 // templateRefused is the error for a content template given to a lock
 // that writes no content.
 func templateRefused(c *config, reason string) error {
-	return &OptionError{Option: "WithContentTemplate", Value: strconv.Quote(c.template.Source), Reason: reason}
+	return &OptionError{Option: "WithContentTemplate", Value: strconv.Quote(c.template.Source),
+		Reason: reason}
 }

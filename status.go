@@ -9,8 +9,8 @@ import (
 // A Status says whether a lock is held, and by whom.
 type Status struct {
 	Held   bool   // someone holds the lock
-	Shared bool   // it is held by shared holders ([NewShared]), who write nothing
-	Holder string // what [LockError.Holder] would say; empty when Shared
+	Shared bool   // it is held by shared holders, who write nothing
+	Holder string // the holder, as LockError.Holder names it; empty when Shared
 }
 
 // Inspect reports whether the lock on the file at path is held, and by

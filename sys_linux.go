@@ -55,7 +55,8 @@ func dirStat(fd int) (dirInfo, error) {
 		stx   unix.Statx_t
 	)
 	_, _, errno := unix.Syscall6(unix.SYS_STATX, uintptr(fd), uintptr(unsafe.Pointer(&empty[0])),
-		uintptr(unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT), unix.STATX_MODE|unix.STATX_UID|unix.STATX_GID,
+		uintptr(unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT),
+		unix.STATX_MODE|unix.STATX_UID|unix.STATX_GID,
 		uintptr(unsafe.Pointer(&stx)), 0)
 	switch {
 	case errno == unix.ENOSYS || errno == unix.EPERM:
@@ -74,7 +75,8 @@ func dirStat(fd int) (dirInfo, error) {
 func statx(dirfd int, path *byte, flags int) (fileStat, error) {
 	var stx unix.Statx_t
 	_, _, errno := unix.Syscall6(unix.SYS_STATX, uintptr(dirfd), uintptr(unsafe.Pointer(path)),
-		uintptr(flags|unix.AT_STATX_SYNC_AS_STAT), unix.STATX_TYPE|unix.STATX_SIZE|unix.STATX_INO|unix.STATX_NLINK,
+		uintptr(flags|unix.AT_STATX_SYNC_AS_STAT),
+		unix.STATX_TYPE|unix.STATX_SIZE|unix.STATX_INO|unix.STATX_NLINK,
 		uintptr(unsafe.Pointer(&stx)), 0)
 	if errno != 0 {
 		return fileStat{}, errno

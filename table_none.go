@@ -17,7 +17,9 @@ func heldHere(path string, followSymlinks bool) (string, lockState) {
 // joinHere joins a shared lock of this process's without opening the file,
 // where the kernel cannot tell lock objects apart: here each lock object
 // opens its own.
-func joinHere(path string, followSymlinks bool, m lockMode) (sysFile, bool) { return sysFile{}, false }
+func joinHere(path string, followSymlinks bool, m lockMode) (sysFile, bool) {
+	return sysFile{}, false
+}
 
 // lendFile runs fn with an *os.File of its own on the locked file, a
 // duplicate closed when fn returns: the lock stays with f, so fn cannot

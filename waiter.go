@@ -15,7 +15,8 @@ import (
 // and describes the locked file.
 func lockWait(ctx context.Context, path string, c *config) (sysFile, fileStat, error) {
 	if ctx == nil {
-		return sysFile{}, fileStat{}, &fs.PathError{Op: "lock", Path: path, Err: fmt.Errorf("nil Context: %w", fs.ErrInvalid)}
+		err := fmt.Errorf("nil Context: %w", fs.ErrInvalid)
+		return sysFile{}, fileStat{}, &fs.PathError{Op: "lock", Path: path, Err: err}
 	}
 	for {
 		f, st, err := lockNowAndLook(ctx, path, c)
@@ -70,7 +71,8 @@ func heldError(path string, c *config, err error) error {
 // this caller, or ctx is done. It returns the locked file and true, or
 // false if the caller should try again: the lock went to another caller of
 // this process, or the path names another file now.
-func waitUntilLocked(ctx context.Context, path string, target fileStat, c *config) (sysFile, bool, error) {
+func waitUntilLocked(ctx context.Context, path string, target fileStat,
+	c *config) (sysFile, bool, error) {
 	if ctx.Done() == nil {
 		// Nothing can end this wait, so it may block in this goroutine's
 		// own thread; no other caller will be left waiting on it.
@@ -88,7 +90,8 @@ func waitUntilLocked(ctx context.Context, path string, target fileStat, c *confi
 	}
 	w := joinWaiter(key, path, target, c)
 	if w == nil {
-		return sysFile{}, false, heldError(path, c, fmt.Errorf("%w; cannot wait: %w", ErrLocked, errTooManyWaits))
+		err := fmt.Errorf("%w; cannot wait: %w", ErrLocked, errTooManyWaits)
+		return sysFile{}, false, heldError(path, c, err)
 	}
 	select {
 	case locked := <-w.handoff:

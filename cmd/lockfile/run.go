@@ -45,7 +45,8 @@ lock. Record locks (AIX, Solaris, -tags lockfile_fcntl) belong to
 COMMAND's process, and a close of any descriptor of the file drops them:
 a COMMAND that opens and closes the file itself (a shell's read x <PATH)
 drops the lock, unless it is a Go program using the package, which reads
-these variables.
+these variables; under a nested run those name the inner lock alone, and
+the outer one is dropped by such a program's open and close of its file.
 
 Signals ignored when lockfile starts stay ignored in COMMAND where Go lets
 a program know of them: SIGHUP (nohup), SIGINT, and with it SIGQUIT, as a
