@@ -172,7 +172,8 @@ func (f sysFile) truncate(size int64) error { return windows.Ftruncate(f.h, size
 func (f sysFile) osFile() (*os.File, error) {
 	process := windows.CurrentProcess()
 	var dup windows.Handle
-	err := windows.DuplicateHandle(process, f.h, process, &dup, 0, false, windows.DUPLICATE_SAME_ACCESS)
+	err := windows.DuplicateHandle(process, f.h, process, &dup, 0, false,
+		windows.DUPLICATE_SAME_ACCESS)
 	if err != nil {
 		return nil, fmt.Errorf("DuplicateHandle: %w", err)
 	}
@@ -227,8 +228,8 @@ func statPath(path string, followSymlinks bool) (fileStat, error) {
 	if !followSymlinks {
 		flags |= windows.FILE_FLAG_OPEN_REPARSE_POINT
 	}
-	h, err := windows.CreateFile(name, 0, windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE,
-		nil, windows.OPEN_EXISTING, flags, 0)
+	share := uint32(windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FILE_SHARE_DELETE)
+	h, err := windows.CreateFile(name, 0, share, nil, windows.OPEN_EXISTING, flags, 0)
 	if err != nil {
 		return fileStat{}, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
