@@ -7,7 +7,8 @@ import "context"
 // together; an exclusive lock (this package's other calls, zc.lockfile's,
 // flock -x) excludes them and is excluded by them, and an exclusive attempt
 // refused by them gets a [*LockError] with Shared set. The file is opened
-// for reading only, and [WithContentTemplate] is refused.
+// for reading only, so a directory can be locked too, and
+// [WithContentTemplate] is refused.
 func NewShared(path string, opts ...Option) (*SimpleLockFile, error) {
 	c, err := newSharedConfig(opts)
 	if err != nil {

@@ -130,3 +130,22 @@ func TestSharedAttemptsBesideAnAbandonedWait(t *testing.T) {
 	}
 	h.finish(t)
 }
+
+// A shared lock opens the file for reading only, so it locks a directory
+// too; an exclusive one cannot open a directory, and says so.
+func TestSharedLockOnADirectory(t *testing.T) {
+	dir := t.TempDir()
+	first, err := NewShared(dir)
+	if err != nil {
+		t.Fatalf("NewShared on a directory: %v", err)
+	}
+	second, err := NewShared(dir)
+	if err != nil {
+		t.Fatalf("a second NewShared on the directory: %v", err)
+	}
+	second.Close()
+	first.Close()
+	if _, err := NewSimple(dir); err == nil || errors.Is(err, ErrLocked) {
+		t.Fatalf("NewSimple on a directory = %v, want an open error", err)
+	}
+}
