@@ -59,46 +59,89 @@ var lossWays = []lossWay{
 	{"remove and create", func(dir, path string) [][]string { return [][]string{{"recreate", path}} }},
 }
 
-// Each way of losing the file closes Lost, for exclusive and shared locks:
-// the latency from the change, made by another process, to the
-// channel's close is logged (p50 and max over 100 losses per way).
+// lockKinds are the kinds of lock whose loss is watched the same way.
+var lockKinds = []struct {
+	name string
+	lock func(path string) (*SimpleLockFile, error)
+}{
+	{"exclusive", func(path string) (*SimpleLockFile, error) {
+		l, err := New(path)
+		if err != nil {
+			return nil, err
+		}
+		return &l.SimpleLockFile, nil
+	}},
+	{"shared", func(path string) (*SimpleLockFile, error) { return NewShared(path) }},
+}
+
+// assertNotified fails unless l's file is watched through inotify, not
+// looked at every pollInterval.
+func assertNotified(t *testing.T, l *SimpleLockFile) {
+	t.Helper()
+	l.mu.Lock()
+	w := l.loss
+	l.mu.Unlock()
+	watcher.mu.Lock()
+	n := watcher.n
+	_, notified := watcher.keys[w]
+	_, polled := watcher.polled[w]
+	watcher.mu.Unlock()
+	if _, ok := n.(*inotify); !ok || !notified || polled {
+		t.Fatalf("the watch is not an inotify one: notifier %T, notified %v, polled %v",
+			n, notified, polled)
+	}
+}
+
+// Each way of losing the file closes Lost, for exclusive and shared locks
+// watched through inotify: the latency from the change, made by another
+// process, to the channel's close is logged (over 100 losses per way).
 func TestLostWhenFileIsLost(t *testing.T) {
 	noWatcherAfter(t)
 	m := startMutator(t)
 	for _, way := range lossWays {
-		t.Run(way.name, func(t *testing.T) {
-			var latencies []time.Duration
-			for i := range 100 {
-				dir := filepath.Join(testDir(t), strconv.Itoa(i))
-				if err := os.Mkdir(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				path := filepath.Join(dir, "lock")
-				l, err := New(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				lost := l.Lost()
-				commands := way.commands(dir, path)
-				for _, c := range commands[:len(commands)-1] {
-					m.do(t, c...)
-				}
-				if isClosed(lost) {
-					t.Fatalf("Lost closed before the file was lost")
-				}
-				changed := m.do(t, commands[len(commands)-1]...)
-				closed := waitClosed(t, way.name, lost)
-				latencies = append(latencies, max(closed.Sub(changed), 0))
-				if err := l.Close(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			slices.Sort(latencies)
-			q := func(p int) time.Duration { return latencies[(len(latencies)-1)*p/100] }
-			t.Logf("%s: p50 %v, p90 %v, p99 %v, max %v over %d losses", way.name,
-				q(50), q(90), q(99), q(100), len(latencies))
-		})
+		for _, kind := range lockKinds {
+			t.Run(way.name+"/"+kind.name, func(t *testing.T) {
+				lostWhenFileIsLost(t, m, way, kind.name, kind.lock)
+			})
+		}
 	}
+}
+
+// lostWhenFileIsLost loses 100 locks of a kind, which lock takes, the way
+// given, and logs the latencies.
+func lostWhenFileIsLost(t *testing.T, m *mutator, way lossWay, kind string,
+	lock func(string) (*SimpleLockFile, error)) {
+	var latencies []time.Duration
+	for i := range 100 {
+		dir := filepath.Join(testDir(t), strconv.Itoa(i))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "lock")
+		l, err := lock(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lost := l.Lost()
+		assertNotified(t, l)
+		commands := way.commands(dir, path)
+		for _, c := range commands[:len(commands)-1] {
+			m.do(t, c...)
+		}
+		if isClosed(lost) {
+			t.Fatalf("Lost closed before the file was lost")
+		}
+		changed := m.do(t, commands[len(commands)-1]...)
+		closed := waitClosed(t, way.name, lost)
+		latencies = append(latencies, max(closed.Sub(changed), 0))
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(latencies)
+	q := func(p int) time.Duration { return latencies[(len(latencies)-1)*p/100] }
+	t.Logf("%s, %s: p50 %v, p90 %v, p99 %v, max %v over %d losses", way.name, kind,
+		q(50), q(90), q(99), q(100), len(latencies))
 }
 
 // Shared holders in one process each see the loss, under flock(2), where
