@@ -239,6 +239,33 @@ func TestLostBeforeFirstCall(t *testing.T) {
 	}
 }
 
+// Cycles of lock, Lost and Close, as a program that watches short-lived
+// locks makes them, reuse one inotify descriptor: no watch falls back to
+// polling, and the process never has two inotify descriptors open.
+func TestLostChurnKeepsOneNotifier(t *testing.T) {
+	noWatcherAfter(t)
+	path := tempLockPath(t)
+	for i := range 2000 {
+		l, err := NewSimple(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if isClosed(l.Lost()) {
+			t.Fatalf("cycle %d: Lost of a held lock is closed", i)
+		}
+		assertNotified(t, l)
+		if fds, _ := inotifyWatches(t); fds != 1 {
+			t.Fatalf("cycle %d: %d inotify descriptors open while one lock is watched", i, fds)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if fds, _ := inotifyWatches(t); fds > 1 {
+			t.Fatalf("cycle %d: %d inotify descriptors open after Close", i, fds)
+		}
+	}
+}
+
 // goroutinesAtMost counts this process's goroutines once the count has
 // come down to want, or after a few seconds: goroutines of earlier tests
 // and a watcher told to stop end on their own time.
@@ -288,7 +315,8 @@ func inotifyWatches(t *testing.T) (descriptors, watches int) {
 }
 
 // 10,000 watched locks use one inotify descriptor, with a watch each, and
-// one goroutine; when they are all closed, neither is left.
+// one goroutine; when they are all closed, the goroutine ends, and the
+// descriptor is closed idleGrace later.
 func TestLostTenThousandWatchesShareOneWatcher(t *testing.T) {
 	noWatcherAfter(t)
 	const n = 10_000
@@ -351,14 +379,22 @@ func TestLostTenThousandWatchesShareOneWatcher(t *testing.T) {
 	if got := goroutinesAtMost(goroutines); got > goroutines || watcherGoroutines(0) != 0 {
 		t.Errorf("after Close of every watched lock: %d goroutines more than before", got-goroutines)
 	}
+	// The inotify descriptor is kept idleGrace for a next watch, then closed.
 	if got := descriptorsAtMost(t, descriptors); got != descriptors {
-		t.Errorf("after Close of every watched lock: %d descriptors more than before", got-descriptors)
+		t.Errorf("%v after Close of every watched lock: %d descriptors more than before",
+			idleGrace, got-descriptors)
+	}
+	watcher.mu.Lock()
+	defer watcher.mu.Unlock()
+	if watcher.n != nil {
+		t.Errorf("the notifier is kept past idleGrace after Close of every watched lock")
 	}
 }
 
 // A lock whose Lost is never called opens nothing and starts nothing,
 // while it is held and after it is released.
 func TestLostNeverCalledCostsNothing(t *testing.T) {
+	endIdle()
 	path := tempLockPath(t)
 	descriptors, goroutines := openDescriptors(t), runtime.NumGoroutine()
 	for range 100 {
@@ -395,11 +431,12 @@ func TestLostNeverCalledCostsNothing(t *testing.T) {
 func TestLostPolled(t *testing.T) {
 	noWatcherAfter(t)
 	watcher.mu.Lock()
+	closeIdle()
 	if watcher.n != nil {
 		watcher.mu.Unlock()
 		t.Fatal("a watcher runs already")
 	}
-	startWatcher(newPollNotifier())
+	useNotifier(newPollNotifier())
 	watcher.mu.Unlock()
 
 	m := startMutator(t)
@@ -431,7 +468,8 @@ func TestLostPolled(t *testing.T) {
 	}
 	watcher.mu.Lock()
 	defer watcher.mu.Unlock()
-	if watcher.n != nil {
-		t.Fatal("the watcher still runs after its last lock closed")
+	if _, ok := watcher.n.(*pollNotifier); !ok || watcher.looping || watcher.idle == nil {
+		t.Fatalf("after the last lock closed: notifier %T, looping %v, kept idle %v",
+			watcher.n, watcher.looping, watcher.idle != nil)
 	}
 }

@@ -71,13 +71,15 @@ func watcherGoroutines(want int) int {
 	}
 }
 
-// noWatcherAfter makes t wait at its end until the watcher is gone, and
-// fail if it stays: the tests after it count goroutines and descriptors.
+// noWatcherAfter makes t wait at its end until the watcher's goroutine is
+// gone, and fail if it stays, and closes the notifier it leaves idle: the
+// tests after it count goroutines and descriptors.
 func noWatcherAfter(t *testing.T) {
 	t.Cleanup(func() {
 		if n := watcherGoroutines(0); n != 0 {
 			t.Errorf("%d watchers still run after the test", n)
 		}
+		endIdle()
 	})
 }
 

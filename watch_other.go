@@ -8,3 +8,4 @@ package lockfile
 
 func watch(*lossWatch)   {}
 func unwatch(*lossWatch) {}
+func endIdle()           {}

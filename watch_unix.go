@@ -5,7 +5,6 @@ package lockfile
 import (
 	"errors"
 	"io/fs"
-	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -15,6 +14,13 @@ import (
 // pollInterval is how often a watched lock that the system does not notify
 // about is looked at.
 const pollInterval = 100 * time.Millisecond
+
+// idleGrace is how long a notifier is kept after the last watch went, for
+// the next watch to reuse: a program that watches short-lived locks would
+// otherwise make a notifier per lock, and Linux takes about 10 ms to close
+// an inotify descriptor, so many would be open at once, using up the
+// user's inotify instances.
+const idleGrace = time.Second
 
 // A notifier tells the watcher which watched files the system says have
 // changed: inotify on Linux, kqueue on macOS and the BSDs, nothing
@@ -33,8 +39,7 @@ type notifier interface {
 	// wake makes a wait in progress, or the next one, return. It is
 	// called with the watcher's mutex held.
 	wake()
-	// close releases the notifier; the watcher's goroutine calls it as
-	// it ends.
+	// close releases the notifier, which no goroutine waits on.
 	close()
 }
 
@@ -49,16 +54,19 @@ type notice struct {
 // dropped notices.
 const allKeys = -1
 
-// watcher is the one watcher of the process, running while any lock is
-// watched: a goroutine waiting on a notifier, which the first watched lock
-// starts and the last one to stop stops.
+// watcher is the one watcher of the process: a goroutine waiting on a
+// notifier while any lock is watched. The first watch starts the
+// goroutine, which ends once no lock is watched; the notifier is kept
+// idleGrace longer, and a watch in that time reuses it.
 var watcher struct {
 	mu       sync.Mutex
-	n        notifier             // nil while nothing is watched
+	n        notifier             // nil until a watch, and after idleGrace unused
 	keys     map[*lossWatch]int   // the notified watches, and their keys
 	notified map[int][]*lossWatch // the watches under each key
 	polled   map[*lossWatch]struct{}
 	count    int
+	looping  bool        // a goroutine runs watchLoop(n)
+	idle     *time.Timer // set while n is kept for idleGrace, unused
 }
 
 // watch starts watching w's file and looks at it once, so that a loss
@@ -71,7 +79,15 @@ func watch(w *lossWatch) {
 		if err != nil {
 			n = newPollNotifier() // no inotify instance or kqueue left
 		}
-		startWatcher(n)
+		useNotifier(n)
+	}
+	if watcher.idle != nil {
+		watcher.idle.Stop()
+		watcher.idle = nil
+	}
+	if !watcher.looping {
+		watcher.looping = true
+		go watchLoop(watcher.n)
 	}
 	if key, err := watcher.n.add(w); err == nil {
 		watcher.keys[w] = key
@@ -83,14 +99,41 @@ func watch(w *lossWatch) {
 	look(w)
 }
 
-// startWatcher makes n the watcher, with its goroutine. The caller holds
-// the watcher's mutex, and nothing is watched.
-func startWatcher(n notifier) {
+// useNotifier makes n the watcher's notifier. The caller holds the
+// watcher's mutex, and there is no notifier.
+func useNotifier(n notifier) {
 	watcher.n = n
 	watcher.keys = map[*lossWatch]int{}
 	watcher.notified = map[int][]*lossWatch{}
 	watcher.polled = map[*lossWatch]struct{}{}
-	go watchLoop(n)
+}
+
+// keepIdle keeps the notifier, which the watcher's goroutine leaves as no
+// lock is watched, for idleGrace, then closes it unless a watch came. The
+// caller holds the watcher's mutex.
+func keepIdle() {
+	var t *time.Timer
+	t = time.AfterFunc(idleGrace, func() {
+		watcher.mu.Lock()
+		defer watcher.mu.Unlock()
+		if watcher.idle == t {
+			closeIdle()
+		}
+	})
+	watcher.idle = t
+}
+
+// closeIdle closes the notifier kept idle, if there is one. It holds the
+// watcher's mutex through the close, so that no new notifier is made
+// before the old one is closed. The caller holds the watcher's mutex.
+func closeIdle() {
+	if watcher.idle == nil {
+		return
+	}
+	watcher.idle.Stop()
+	watcher.n.close()
+	watcher.n, watcher.keys, watcher.notified, watcher.polled = nil, nil, nil, nil
+	watcher.idle = nil
 }
 
 // startPolling moves w to the watches looked at every pollInterval; the
@@ -111,7 +154,7 @@ func unwatch(w *lossWatch) {
 }
 
 // unwatchLocked is unwatch with the watcher's mutex held. The last watch
-// to go stops the watcher.
+// to go ends the watcher's goroutine.
 func unwatchLocked(w *lossWatch) {
 	if _, ok := watcher.polled[w]; ok {
 		delete(watcher.polled, w)
@@ -127,8 +170,7 @@ func unwatchLocked(w *lossWatch) {
 		return // not watched
 	}
 	if watcher.count--; watcher.count == 0 {
-		watcher.n.wake() // its goroutine sees it is no longer the watcher and ends
-		watcher.n, watcher.keys, watcher.notified, watcher.polled = nil, nil, nil, nil
+		watcher.n.wake() // its goroutine sees that nothing is watched and ends
 	}
 }
 
@@ -151,22 +193,18 @@ func deleteWatch(ws []*lossWatch, w *lossWatch) []*lossWatch {
 }
 
 // watchLoop waits on n and looks at the files n notifies about, and at the
-// polled ones every pollInterval, until n is no longer the watcher.
+// polled ones every pollInterval, until no lock is watched; then it leaves
+// n to keepIdle. If n breaks, a poll notifier takes its place.
 func watchLoop(n notifier) {
-	defer func() {
-		// Closing an inotify descriptor waits for a grace period of the
-		// kernel's, about 10 ms, holding this goroutine's thread: the
-		// goroutines a loss just woke run first, not after it.
-		runtime.Gosched()
-		n.close()
-	}()
 	var (
 		keys     []notice
 		lastPoll = time.Now()
 	)
+	watcher.mu.Lock()
 	for {
-		watcher.mu.Lock()
-		if watcher.n != n {
+		if watcher.count == 0 {
+			watcher.looping = false
+			keepIdle()
 			watcher.mu.Unlock()
 			return
 		}
@@ -180,14 +218,7 @@ func watchLoop(n notifier) {
 		keys, ok = n.wait(timeout, keys[:0])
 
 		watcher.mu.Lock()
-		if watcher.n != n {
-			watcher.mu.Unlock()
-			return
-		}
 		for _, k := range keys {
-			if watcher.n != n {
-				break // the last watch went while looking
-			}
 			if k.key == allKeys {
 				for _, ws := range watcher.notified {
 					lookAt(ws)
@@ -209,13 +240,9 @@ func watchLoop(n notifier) {
 				look(w)
 			}
 		}
-		if watcher.n != n {
-			watcher.mu.Unlock()
-			return // the last watch went while looking
-		}
 		if !ok {
-			// The notifier broke: poll everything it notified about,
-			// with a notifier of its own.
+			// The notifier broke: poll what it notified about, with a
+			// notifier of its own.
 			p := newPollNotifier()
 			watcher.n = p
 			for _, ws := range watcher.notified {
@@ -226,9 +253,9 @@ func watchLoop(n notifier) {
 			clear(watcher.notified)
 			go watchLoop(p)
 			watcher.mu.Unlock()
+			n.close()
 			return
 		}
-		watcher.mu.Unlock()
 	}
 }
 
@@ -294,4 +321,12 @@ func (p *pollNotifier) wait(timeout time.Duration, keys []notice) ([]notice, boo
 	case <-t.C:
 	}
 	return keys, true
+}
+
+// endIdle closes the notifier kept idle now rather than at the end of
+// idleGrace, for tests that count descriptors.
+func endIdle() {
+	watcher.mu.Lock()
+	defer watcher.mu.Unlock()
+	closeIdle()
 }
