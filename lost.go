@@ -1,6 +1,9 @@
 package lockfile
 
-import "sync"
+import (
+	"path/filepath"
+	"sync"
+)
 
 // Lost returns a channel that is closed when the lock can no longer be
 // counted on to exclude others: the path no longer names the locked file
@@ -28,7 +31,11 @@ func (l *SimpleLockFile) Lost() <-chan struct{} {
 		return closedChan
 	}
 	if l.loss == nil {
-		l.loss = &lossWatch{ch: make(chan struct{}), f: l.f, path: l.path}
+		path := l.path
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs // else the look resolves it, as the open did
+		}
+		l.loss = &lossWatch{ch: make(chan struct{}), f: l.f, path: path}
 		watch(l.loss)
 		// After watch, so that a loseRecord in between finds the watch.
 		if l.f.knownLost() {
@@ -58,7 +65,7 @@ type lossWatch struct {
 	ch   chan struct{}
 	once sync.Once
 	f    sysFile // the lock's descriptor, open while the watch is registered
-	path string
+	path string  // absolute, unless the current directory could not be had
 }
 
 // lose closes the channel; later calls do nothing.

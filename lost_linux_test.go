@@ -266,6 +266,44 @@ func TestLostChurnKeepsOneNotifier(t *testing.T) {
 	}
 }
 
+// A relative path names the file it named at the first call of Lost: a
+// change of the current directory afterwards loses nothing, and a loss is
+// still seen.
+func TestLostRelativePathAfterChdir(t *testing.T) {
+	noWatcherAfter(t)
+	dir, other := testDir(t), testDir(t)
+	t.Chdir(dir)
+	l, err := NewSimple("x.lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	lost := l.Lost()
+	t.Chdir(other)
+	// The chmod makes the watcher look; the sentinel's loss, notified
+	// after it, shows that the look is done.
+	sentinel, err := NewSimple(filepath.Join(dir, "sentinel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sentinel.Close()
+	sentinelLost := sentinel.Lost()
+	if err := os.Chmod(filepath.Join(dir, "x.lock"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "sentinel")); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, "the sentinel's removal", sentinelLost)
+	if isClosed(lost) {
+		t.Fatal("Lost closed after a chdir and a chmod of the file")
+	}
+	if err := os.Remove(filepath.Join(dir, "x.lock")); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, "the removal", lost)
+}
+
 // goroutinesAtMost counts this process's goroutines once the count has
 // come down to want, or after a few seconds: goroutines of earlier tests
 // and a watcher told to stop end on their own time.
