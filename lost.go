@@ -12,15 +12,15 @@ import (
 // new hard link, a write, or a change of mode or times keep it open.
 // etcdlock's Lock has the same Lost and Close, so code can serve both.
 //
-// The first call starts watching; a lock whose Lost is never called costs
-// nothing. Linux watches with one inotify descriptor per process (locks
-// past fs.inotify.max_user_watches are looked at every 100 ms), macOS and
-// the BSDs with one kqueue, and Lost closes within milliseconds; there a
-// directory of the path renamed or replaced is not seen. Other Unix
-// systems look at the path every 100 ms. Never seen: a lock lost on an NFS
-// server, and, on AIX and Solaris, a descriptor of the file closed by code
-// outside the package. On Windows a held lock file cannot be removed or
-// renamed.
+// The first call starts watching (until then a lock costs nothing) and takes
+// a relative path from the current directory. Linux, macOS and the BSDs
+// notify in milliseconds; other Unix systems, and Linux past
+// fs.inotify.max_user_watches, look every 100 ms. The last Close ends the
+// watcher, its descriptor a second later. Not seen: a lock lost on NFS; on
+// AIX and Solaris, a descriptor closed by other code; where the system
+// notifies, a renamed or replaced directory of the path, or a
+// [WithFollowSymlinks] link pointed elsewhere. Windows forbids removing or
+// renaming a held lock file.
 func (l *SimpleLockFile) Lost() <-chan struct{} {
 	if l == nil {
 		return closedChan
