@@ -139,12 +139,18 @@ func (d dirInfo) trusted() bool {
 const maxLinks = 40
 
 // resolveLast follows the symbolic links at the last element of path, and
-// returns the path of what they lead to, which need not exist.
+// returns the path of what they lead to, which need not exist. A link that
+// leads to a file its text does not name, as /proc/self/fd/N of a removed
+// file does, is refused with errNoName.
 func resolveLast(path string) (string, error) {
+	given := path
 	for range maxLinks {
 		target, err := os.Readlink(path)
 		switch {
 		case errors.Is(err, unix.EINVAL), errors.Is(err, fs.ErrNotExist):
+			if path != given && !sameTarget(given, path) {
+				return "", errNoName
+			}
 			return path, nil // not a link, or nothing there yet
 		case err != nil:
 			return "", err
@@ -155,6 +161,20 @@ func resolveLast(path string) (string, error) {
 	}
 	return "", unix.ELOOP
 }
+
+// sameTarget reports whether the file that link leads to is the one at
+// target, or neither exists.
+func sameTarget(link, target string) bool {
+	linked, err := statPath(link, true)
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	found, err := statPath(target, false)
+	return err == nil && found.sameFile(linked)
+}
+
+// errNoName reports a symbolic link whose text names no file it leads to.
+var errNoName = fmt.Errorf("the link leads to a file with no name to open: %w", fs.ErrNotExist)
 
 // closeFD closes a descriptor.
 func closeFD(fd int) error { return unix.Close(fd) }

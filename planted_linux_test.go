@@ -342,6 +342,19 @@ func TestPlantedLinkInStickyDirectory(t *testing.T) {
 	before, _ := os.Stat(victim)
 	lockPath := filepath.Join(dir, "lock")
 	attacker := startAttackerAs(t, victim, lockPath, nil)
+	// Lock calls made before the link is planted create a lock file of
+	// their own there, which the attacker can neither remove nor link
+	// over: start once the link is in place.
+	victimInfo, _ := os.Stat(victim)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if info, err := os.Lstat(lockPath); err == nil && os.SameFile(info, victimInfo) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the attacker planted no link in 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	attempts, refused := 5000, 0
 	for range attempts {
 		l, err := New(lockPath)
@@ -360,8 +373,8 @@ func TestPlantedLinkInStickyDirectory(t *testing.T) {
 	after, _ := os.Stat(victim)
 	got, _ := os.ReadFile(victim)
 	t.Logf("%d attempts against %s links: %d refused", attempts, links, refused)
-	if links == "0" {
-		t.Fatal("the attacker planted no link")
+	if refused != attempts {
+		t.Fatalf("%d of %d attempts took the lock on the planted link", attempts-refused, attempts)
 	}
 	if string(got) != "root's own bytes\n" || !after.ModTime().Equal(before.ModTime()) {
 		t.Fatalf("the victim holds %q, modified %v (was %v)", got, after.ModTime(), before.ModTime())
