@@ -36,22 +36,28 @@ func init() {
 	}
 	path := os.Getenv(helperArgsEnv)
 	switch mode {
-	case "run": // arg: x or s, the lock to take
-		os.Exit(runAndExec(path, arg == "s"))
+	case "run": // arg: x or s, the lock to take, and >MODE for COMMAND if not inherited
+		lock, command, ok := strings.Cut(arg, ">")
+		if !ok {
+			command = "inherited"
+		}
+		os.Exit(runAndExec(path, lock == "s", command))
 	case "inherited": // arg: x or s
 		os.Exit(runInherited(path, arg == "s"))
 	case "ignored": // arg: why the variables are to be ignored
 		os.Exit(runIgnored(path, arg))
 	case "peer":
 		os.Exit(runPeer(path))
+	case "abandon":
+		os.Exit(runAbandon(path))
 	}
 	fmt.Println("error unknown inherit helper", mode)
 	os.Exit(2)
 }
 
 // runAndExec takes the lock on path as lockfile run does and execs the
-// test binary in its place, as the inherited helper.
-func runAndExec(path string, shared bool) int {
+// test binary in its place, as the helper named by command.
+func runAndExec(path string, shared bool, command string) int {
 	var (
 		l   interface{ Fd() uintptr }
 		err error
@@ -77,7 +83,7 @@ func runAndExec(path string, shared bool) int {
 	}
 	mode := map[bool]string{false: "x", true: "s"}[shared]
 	env := slices.DeleteFunc(os.Environ(), func(v string) bool { return strings.HasPrefix(v, inheritEnv+"=") })
-	env = append(env, inheritEnv+"=inherited:"+mode,
+	env = append(env, inheritEnv+"="+command+":"+mode,
 		"LOCKFILE_FD="+strconv.Itoa(int(fd)), "LOCKFILE_PATH="+path, "LOCKFILE_PID="+strconv.Itoa(os.Getpid()))
 	err = syscall.Exec(exe, []string{exe}, env)
 	fmt.Println("error exec:", err)
@@ -120,6 +126,55 @@ func runInherited(path string, shared bool) int {
 	report("done")
 	io.Copy(io.Discard, os.Stdin)
 	return 0
+}
+
+// runAbandon is COMMAND giving up waits for its own lock: rounds of an
+// AcquireSimple with a short deadline, each followed by a lock and release
+// of another file, which wakes waits on the table. It reports its open
+// descriptors after the first round and after 50 more, and then holds the
+// lock until its stdin closes.
+func runAbandon(path string) int {
+	round := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		l, err := AcquireSimple(ctx, path)
+		cancel()
+		if err == nil {
+			l.Close()
+			return errors.New("AcquireSimple took the lock that COMMAND holds")
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		other, err := NewSimple(path + ".other")
+		if err != nil {
+			return err
+		}
+		return other.Close()
+	}
+	var before int
+	for i := range 51 {
+		if err := round(); err != nil {
+			fmt.Println("error", err)
+			return 1
+		}
+		if i == 0 {
+			before = descriptorsOpen()
+		}
+	}
+	fmt.Println("descriptors", before, descriptorsOpen())
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// descriptorsOpen counts the open descriptors below 4096, asking each one.
+func descriptorsOpen() int {
+	n := 0
+	for fd := range 4096 {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // runPeer tries the lock from another process without a pause until its
@@ -230,6 +285,30 @@ func TestInheritedLockIsHeldForCommandsWholeLife(t *testing.T) {
 			assertFree(t, path)
 		})
 	}
+}
+
+// Waits that COMMAND gives up on its own inherited lock open a descriptor
+// of the locked file each. None may be closed while the lock is held, as
+// closing any descriptor of a file drops the process's record lock on it,
+// so they must not pile up: 50 waits given up, each followed by a lock and
+// release of another file, leave no more descriptors open than one did,
+// and the lock is still held.
+func TestAbandonedWaitsOnInheritedLockLeaveNoDescriptors(t *testing.T) {
+	path := tempLockPath(t)
+	child := startInheritHelper(t, "run:x>abandon", path)
+	var before, after int
+	if _, err := fmt.Sscan(child.expect(t, "descriptors"), &before, &after); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("COMMAND had %d descriptors open after one wait given up, %d after 51", before, after)
+	if after > before {
+		t.Errorf("50 waits given up on the inherited lock left %d more descriptors open", after-before)
+	}
+	if verb, _ := tryInHelper(t, path); verb != "locked" {
+		t.Errorf("New in another process after COMMAND gave up its waits: %q, want locked", verb)
+	}
+	child.finish(t)
+	assertFree(t, path)
 }
 
 // The variables are believed only by the process they name, and only for

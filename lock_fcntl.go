@@ -331,15 +331,25 @@ func (f sysFile) waitLock(m lockMode) error {
 	if err != nil {
 		return fmt.Errorf("fstat: %w", err)
 	}
+	var behind *recordLock // the lock of this process first found in the way
 	for {
 		lockTable()
-		if locks.detached[f.fd] {
+		r := findLock(st)
+		if behind == nil {
+			behind = r
+		}
+		detached := locks.detached[f.fd]
+		if detached && (r == nil || r != behind) {
+			// The caller closes f now. While behind is held, that close
+			// would be held back until its release, which for the
+			// inherited lock never comes; so until behind goes, a
+			// detached wait stays, taking nothing, and the callers that
+			// come join it rather than open descriptors of their own.
 			delete(locks.detached, f.fd)
 			locks.Unlock()
 			return errDetached
 		}
-		r := findLock(st)
-		if r != nil && r.joins(m) {
+		if !detached && r != nil && r.joins(m) {
 			r.holders++
 			r.parked = append(r.parked, f.fd)
 			locks.Unlock()
@@ -422,10 +432,11 @@ func (w *kernelWait) settle() error {
 // errDeadlock is what setLock makes of F_SETLKW's EDEADLK.
 var errDeadlock = errors.New("fcntl: the kernel reports a deadlock")
 
-// detach makes a waitLock on f that no one waits for any more give up at
-// its next look at the table, unless it holds the lock already or is
-// blocked in the kernel, where it cannot be reached: it then takes the
-// lock when the holder lets go, and its caller releases it.
+// detach makes a waitLock on f that no one waits for any more give up: at
+// once, or, if a lock of this process was in its way, once that lock goes
+// (see waitLock). A waitLock that holds the lock already or is blocked in
+// the kernel cannot be reached: it takes the lock when the holder lets
+// go, and its caller releases it. The mark goes when f is closed.
 func (f sysFile) detach() bool {
 	lockTable()
 	defer locks.Unlock()
@@ -436,6 +447,7 @@ func (f sysFile) detach() bool {
 		locks.detached = map[int]bool{}
 	}
 	locks.detached[f.fd] = true
+	wake()
 	return true
 }
 
@@ -473,8 +485,10 @@ func (f sysFile) close() error {
 	return closeOrPark(f.fd)
 }
 
-// closeOrPark is close, with the table's lock held.
+// closeOrPark is close, with the table's lock held. It clears a mark that
+// detach left on fd, which a later descriptor of that number must not see.
 func closeOrPark(fd int) error {
+	delete(locks.detached, fd)
 	if len(locks.all) > 0 {
 		if st, err := fstat(fd); err == nil {
 			if r := findLock(st); r != nil {

@@ -193,3 +193,77 @@ func TestWaitsThatCrossAreNotADeadlock(t *testing.T) {
 	}
 	r.lock.Close()
 }
+
+// A descriptor that detach marked after its wait ended with an error is
+// closed by its caller; the mark must go with it, or the next wait on a
+// descriptor of the same number gives up at once.
+func TestDetachMarkGoesWithTheDescriptor(t *testing.T) {
+	dir := testDir(t)
+	f, err := openFile(filepath.Join(dir, "a"), os.O_RDWR|os.O_CREATE, 0o644, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.detach() {
+		t.Fatal("detach of a descriptor with no wait and no lock refused")
+	}
+	fd := f.fd
+	if err := f.close(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := openFile(filepath.Join(dir, "b"), os.O_RDWR|os.O_CREATE, 0o644, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.fd != fd {
+		g.close()
+		t.Fatalf("the next open got descriptor %d, not %d, which was just closed", g.fd, fd)
+	}
+	if err := g.waitLock(exclusive); err != nil {
+		g.close()
+		t.Fatalf("waitLock on a free file, through a descriptor number that a closed one had: %v", err)
+	}
+	if _, err := g.unlockAndClose(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A wait that detach gave up behind a lock this process holds stays until
+// that lock goes, holding nothing: its descriptor, closed sooner, would
+// only be held back until the release. It then gives up, and the file is
+// free: the wait did not join the shared lock it found.
+func TestDetachedWaitStaysBehindOwnLockAndTakesNothing(t *testing.T) {
+	path := tempLockPath(t)
+	s, err := NewShared(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := openFile(path, os.O_RDONLY, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.detach() {
+		t.Fatal("detach of a descriptor with no wait and no lock refused")
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.waitLock(shared) }()
+	waitUntil(t, "the wait to wait on the table, or return", func() bool {
+		locks.Lock()
+		defer locks.Unlock()
+		return locks.changed != nil || len(done) > 0
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("a detached wait behind a shared lock of this process returned %v while held", err)
+	default:
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, errDetached) {
+		t.Fatalf("the detached wait once the lock went: %v, want errDetached", err)
+	}
+	if err := f.close(); err != nil {
+		t.Fatal(err)
+	}
+	assertFree(t, path)
+}
