@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -387,6 +388,7 @@ func (f sysFile) waitLock(m lockMode) error {
 			// The kernel counts every lock of the process as held by
 			// this call's owner, and so finds deadlocks between
 			// goroutines that wait for nothing of each other's.
+			deadlockRetries.Add(1)
 			time.Sleep(time.Millisecond)
 		case err != ErrLocked:
 			return err
@@ -431,6 +433,10 @@ func (w *kernelWait) settle() error {
 
 // errDeadlock is what setLock makes of F_SETLKW's EDEADLK.
 var errDeadlock = errors.New("fcntl: the kernel reports a deadlock")
+
+// deadlockRetries counts the waits that EDEADLK sent back to wait again,
+// so that tests can tell the retry ran.
+var deadlockRetries atomic.Int64
 
 // detach makes a waitLock on f that no one waits for any more give up: at
 // once, or, if a lock of this process was in its way, once that lock goes

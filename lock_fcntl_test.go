@@ -29,6 +29,9 @@ func init() {
 
 // runCrossWait holds the lock on held, and once told waits for the one on
 // wanted, reporting what the wait returned; it lets go when stdin closes.
+// While it waits, it reports the first of these: "deadlock" once the
+// kernel has refused its wait with EDEADLK, "blocked" once the wait is
+// blocked in the kernel, or "neither" after 30 seconds.
 func runCrossWait(held, wanted string) int {
 	l, err := NewSimple(held)
 	if err != nil {
@@ -38,6 +41,20 @@ func runCrossWait(held, wanted string) int {
 	fmt.Println("holding")
 	in := bufio.NewReader(os.Stdin)
 	in.ReadString('\n')
+	go func() {
+		deadline := time.Now().Add(30 * time.Second)
+		for ; time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			switch {
+			case deadlockRetries.Load() > 0:
+				fmt.Println("deadlock")
+				return
+			case kernelWaits() > 0:
+				fmt.Println("blocked")
+				return
+			}
+		}
+		fmt.Println("neither")
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	w, err := AcquireSimple(ctx, wanted)
@@ -155,8 +172,9 @@ func TestExclusiveWaitGrantedBesideSharedHolderHere(t *testing.T) {
 // Two processes that each hold one lock and wait for the other's seem
 // deadlocked to the kernel, whose F_SETLKW then fails with EDEADLK; but
 // here the lock this process holds is not held by the goroutine that
-// waits, and it is let go meanwhile. The wait is not given up for that: the other process
-// gets the lock once it is released.
+// waits, and it is let go meanwhile. The wait is not given up for that:
+// the other process gets the lock once it is released. This process lets
+// go only once the other reports that the kernel refused its wait.
 func TestWaitsThatCrossAreNotADeadlock(t *testing.T) {
 	dir := testDir(t)
 	mine, theirs := filepath.Join(dir, "mine"), filepath.Join(dir, "theirs")
@@ -164,14 +182,7 @@ func TestWaitsThatCrossAreNotADeadlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), crossWaitEnv+"="+theirs+" "+mine)
-	peer := startProcess(t, cmd)
-	peer.expect(t, "holding")
+	peer := startCrossWait(t, theirs, mine)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	got := acquireInBackground(ctx, theirs)
@@ -179,12 +190,17 @@ func TestWaitsThatCrossAreNotADeadlock(t *testing.T) {
 	if _, err := io.WriteString(peer.stdin, "wait\n"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // the peer's wait meets this process's
+	// The peer's wait meets this process's: the kernel refuses it.
+	if verb, rest := peer.next(t); verb != "deadlock" {
+		t.Fatalf("the other process's wait for a lock this process held while waiting: %s %s, "+
+			"want deadlock", verb, rest)
+	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if verb, rest := peer.next(t); verb != "got" {
-		t.Fatalf("the other process's wait for a lock this process held while waiting: %s %s, want got", verb, rest)
+		t.Fatalf("the other process's wait for a lock this process held while waiting: %s %s, "+
+			"want got", verb, rest)
 	}
 	peer.finish(t)
 	r := <-got
@@ -192,6 +208,21 @@ func TestWaitsThatCrossAreNotADeadlock(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	r.lock.Close()
+}
+
+// startCrossWait starts the helper of runCrossWait, holding held, and
+// returns it once it holds the lock.
+func startCrossWait(t *testing.T, held, wanted string) *helper {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), crossWaitEnv+"="+held+" "+wanted)
+	peer := startProcess(t, cmd)
+	peer.expect(t, "holding")
+	return peer
 }
 
 // A descriptor that detach marked after its wait ended with an error is
