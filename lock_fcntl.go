@@ -333,6 +333,7 @@ func (f sysFile) waitLock(m lockMode) error {
 		return fmt.Errorf("fstat: %w", err)
 	}
 	var behind *recordLock // the lock of this process first found in the way
+	pause := minDeadlockPause
 	for {
 		lockTable()
 		r := findLock(st)
@@ -360,6 +361,7 @@ func (f sysFile) waitLock(m lockMode) error {
 			changed := tableChanged()
 			locks.Unlock()
 			<-changed
+			pause = minDeadlockPause
 			continue
 		}
 		err := setLock(f.fd, unix.F_SETLK, lockType[m])
@@ -380,6 +382,10 @@ func (f sysFile) waitLock(m lockMode) error {
 		if err == nil {
 			err = w.settle()
 		}
+		var changed <-chan struct{}
+		if err == errDeadlock {
+			changed = tableChanged()
+		}
 		locks.Unlock()
 		switch {
 		case err == nil:
@@ -387,14 +393,30 @@ func (f sysFile) waitLock(m lockMode) error {
 		case err == errDeadlock:
 			// The kernel counts every lock of the process as held by
 			// this call's owner, and so finds deadlocks between
-			// goroutines that wait for nothing of each other's.
+			// goroutines that wait for nothing of each other's. Try
+			// again once this process's locks change, or after a pause
+			// that doubles while the kernel keeps refusing.
 			deadlockRetries.Add(1)
-			time.Sleep(time.Millisecond)
-		case err != ErrLocked:
+			timer := time.NewTimer(pause)
+			select {
+			case <-timer.C:
+			case <-changed:
+				timer.Stop()
+			}
+			pause = min(2*pause, maxDeadlockPause)
+		case err == ErrLocked:
+			pause = minDeadlockPause
+		default:
 			return err
 		}
 	}
 }
+
+// The pauses of a wait between F_SETLKW calls that EDEADLK refused.
+const (
+	minDeadlockPause = time.Millisecond
+	maxDeadlockPause = 100 * time.Millisecond
+)
 
 // settle runs, with the table locked, once w's F_SETLKW has granted the
 // lock, and leaves the process holding what its lock objects hold. It

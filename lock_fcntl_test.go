@@ -225,6 +225,54 @@ func startCrossWait(t *testing.T, held, wanted string) *helper {
 	return peer
 }
 
+// A wait that the kernel refuses with EDEADLK tries again, backing off:
+// one with no context, which would block in flock(2), must not make a
+// kernel call every millisecond while the cycle lasts. The cycle here:
+// another process holds theirs and is blocked in the kernel waiting for
+// mine, which this process holds while it waits for theirs. The bound
+// allows a pause that doubles from 1 ms to 100 ms, with room to spare; a
+// pause of 1 ms made 448 calls in the 500 ms, against a bound of 20.
+func TestDeadlockRetriesBackOff(t *testing.T) {
+	dir := testDir(t)
+	mine, theirs := filepath.Join(dir, "mine"), filepath.Join(dir, "theirs")
+	l, err := NewSimple(mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := startCrossWait(t, theirs, mine)
+	if _, err := io.WriteString(peer.stdin, "wait\n"); err != nil {
+		t.Fatal(err)
+	}
+	if verb, rest := peer.next(t); verb != "blocked" {
+		t.Fatalf("the other process's wait for the lock this process holds: %s %s, want blocked",
+			verb, rest)
+	}
+	before, start := deadlockRetries.Load(), time.Now()
+	got := acquireInBackground(context.Background(), theirs)
+	time.Sleep(500 * time.Millisecond) // the cycle lasts until mine is let go
+	retries, elapsed := deadlockRetries.Load()-before, time.Since(start)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if verb, rest := peer.next(t); verb != "got" {
+		t.Fatalf("the other process's wait once this process let go: %s %s, want got", verb, rest)
+	}
+	peer.finish(t)
+	r := <-got
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	r.lock.Close()
+	t.Logf("%d retries after EDEADLK in %v", retries, elapsed)
+	if retries == 0 {
+		t.Fatal("the kernel never refused the wait with EDEADLK: the test tested nothing")
+	}
+	if limit := 10 + int64(elapsed/(50*time.Millisecond)); retries > limit {
+		t.Fatalf("%d retries after EDEADLK in %v; a wait that backs off makes at most %d",
+			retries, elapsed, limit)
+	}
+}
+
 // A descriptor that detach marked after its wait ended with an error is
 // closed by its caller; the mark must go with it, or the next wait on a
 // descriptor of the same number gives up at once.
