@@ -119,6 +119,7 @@ var locks struct {
 	waits    []*kernelWait // F_SETLKW calls in flight
 	detached map[int]bool  // descriptors whose waitLock is to give up; see detach
 	changed  chan struct{} // made by a waitLock waiting on the table; closed when it changes
+	retries  atomic.Int64  // waits EDEADLK sent back to wait again, which tests count
 }
 
 // findLock returns the entry for the file described by st, if any,
@@ -396,7 +397,7 @@ func (f sysFile) waitLock(m lockMode) error {
 			// goroutines that wait for nothing of each other's. Try
 			// again once this process's locks change, or after a pause
 			// that doubles while the kernel keeps refusing.
-			deadlockRetries.Add(1)
+			locks.retries.Add(1)
 			timer := time.NewTimer(pause)
 			select {
 			case <-timer.C:
@@ -455,10 +456,6 @@ func (w *kernelWait) settle() error {
 
 // errDeadlock is what setLock makes of F_SETLKW's EDEADLK.
 var errDeadlock = errors.New("fcntl: the kernel reports a deadlock")
-
-// deadlockRetries counts the waits that EDEADLK sent back to wait again,
-// so that tests can tell the retry ran.
-var deadlockRetries atomic.Int64
 
 // detach makes a waitLock on f that no one waits for any more give up: at
 // once, or, if a lock of this process was in its way, once that lock goes

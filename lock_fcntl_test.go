@@ -45,7 +45,7 @@ func runCrossWait(held, wanted string) int {
 		deadline := time.Now().Add(30 * time.Second)
 		for ; time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 			switch {
-			case deadlockRetries.Load() > 0:
+			case locks.retries.Load() > 0:
 				fmt.Println("deadlock")
 				return
 			case kernelWaits() > 0:
@@ -247,10 +247,10 @@ func TestDeadlockRetriesBackOff(t *testing.T) {
 		t.Fatalf("the other process's wait for the lock this process holds: %s %s, want blocked",
 			verb, rest)
 	}
-	before, start := deadlockRetries.Load(), time.Now()
+	before, start := locks.retries.Load(), time.Now()
 	got := acquireInBackground(context.Background(), theirs)
 	time.Sleep(500 * time.Millisecond) // the cycle lasts until mine is let go
-	retries, elapsed := deadlockRetries.Load()-before, time.Since(start)
+	retries, elapsed := locks.retries.Load()-before, time.Since(start)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
