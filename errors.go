@@ -3,10 +3,8 @@ package lockfile
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/golockfile/lockfile/internal/printable"
 )
 
 // ErrLocked reports that the lock is held by someone else: another process,
@@ -56,12 +54,7 @@ type LockError struct {
 // Error names the path, quoted if it holds unprintable bytes, and, when
 // known, the holder.
 func (e *LockError) Error() string {
-	path := e.Path
-	unprintable := func(r rune) bool { return !unicode.IsPrint(r) }
-	if !utf8.ValidString(path) || strings.IndexFunc(path, unprintable) >= 0 {
-		path = strconv.Quote(path) // a newline or an escape must not reach a terminal as is
-	}
-	msg := fmt.Sprintf("lockfile: cannot lock %s: %v", path, e.Err)
+	msg := fmt.Sprintf("lockfile: cannot lock %s: %v", printable.Quote(e.Path), e.Err)
 	switch {
 	case e.Shared:
 		msg += " (held shared)"

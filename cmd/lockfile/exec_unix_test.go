@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/golockfile/lockfile/internal/printable"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,7 +64,7 @@ func TestMissingInterpreterIsNamed(t *testing.T) {
 	} {
 		script := writeScript(t, dir, "script", line)
 		runLockfile(t, "run", path, script).check(t, 127, "", fmt.Sprintf(
-			"lockfile: %s: interpreter %s: no such file or directory\n", script, quoted(interp)))
+			"lockfile: %s: interpreter %s: no such file or directory\n", script, printable.Quote(interp)))
 	}
 	runLockfile(t, "status", path).check(t, 0, "free\n", "")
 }

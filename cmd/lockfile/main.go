@@ -21,10 +21,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/golockfile/lockfile/internal/printable"
 )
 
 // Exit statuses of lockfile's own. A command's status is passed through, so
@@ -153,44 +152,6 @@ func parseFlags(flags *flag.FlagSet, args []string, text string) (exit int, ok b
 	return 0, true
 }
 
-// escaped writes backslashes and characters that are not printable as in
-// a Go string literal (\\, \x1b, \n, \u2028, and \xff for a byte that is
-// not UTF-8), so that a holder's content cannot drive the terminal.
-func escaped(s string) string {
-	clean := func(r rune) bool { return r != '\\' && r != utf8.RuneError && unicode.IsPrint(r) }
-	if strings.IndexFunc(s, func(r rune) bool { return !clean(r) }) < 0 {
-		return s
-	}
-	var b strings.Builder
-	for len(s) > 0 {
-		r, size := utf8.DecodeRuneInString(s)
-		switch {
-		case clean(r):
-			b.WriteString(s[:size])
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[0])
-		default:
-			lit := strconv.QuoteRune(r)
-			b.WriteString(lit[1 : len(lit)-1])
-		}
-		s = s[size:]
-	}
-	return b.String()
-}
-
-// quoted is s as it is if it is printable text, or else s as a Go string
-// literal, quotes included, so that a path or a name in a message cannot
-// drive the terminal and its ends show.
-func quoted(s string) string {
-	unprintable := func(r rune) bool { return !unicode.IsPrint(r) }
-	if utf8.ValidString(s) && strings.IndexFunc(s, unprintable) < 0 {
-		return s
-	}
-	return strconv.Quote(s)
-}
-
 // failed reports an error of lockfile's own, naming the file as quoted
 // does.
 func failed(path string, err error) int {
@@ -198,13 +159,13 @@ func failed(path string, err error) int {
 	var pathErr *fs.PathError
 	if errors.As(err, &pathErr) {
 		safe := *pathErr
-		safe.Path = quoted(safe.Path)
+		safe.Path = printable.Quote(safe.Path)
 		msg = strings.Replace(msg, pathErr.Error(), safe.Error(), 1)
 	}
 	fmt.Fprintf(os.Stderr, "lockfile: %s\n", msg)
 	if info, statErr := os.Stat(path); statErr == nil && info.IsDir() {
 		fmt.Fprintf(os.Stderr, "lockfile: %s is a directory; lockfile locks a regular file, "+
-			"whose content names the holder\n", quoted(path))
+			"whose content names the holder\n", printable.Quote(path))
 	}
 	return exitFailed
 }

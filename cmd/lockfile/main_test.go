@@ -372,44 +372,6 @@ func TestParseWait(t *testing.T) {
 	}
 }
 
-func TestEscaped(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                   "",
-		"8244;web-1":         "8244;web-1",
-		"8244;hôte ünïcode":  "8244;hôte ünïcode",
-		"\x1b]0;pwned\a":     `\x1b]0;pwned\a`,
-		"a\nb\tc\rd":         `a\nb\tc\rd`,
-		`C:\dir`:             `C:\\dir`,
-		"bad \xff byte":      `bad \xff byte`,
-		"\u2028 \u200b \x7f": `\u2028 \u200b \x7f`,
-		"\ufffd":             "\ufffd",
-	} {
-		if got := escaped(in); got != want {
-			t.Errorf("escaped(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-// A name is printed as it is, backslashes included, unless it holds
-// something that is not printable text: then it is quoted whole.
-func TestQuoted(t *testing.T) {
-	for in, want := range map[string]string{
-		"/var/lock/x.lock":     "/var/lock/x.lock",
-		`C:\dir\x.lock`:        `C:\dir\x.lock`,
-		"/tmp/hôte ü.lock":     "/tmp/hôte ü.lock",
-		"/tmp/a\nb.lock":       `"/tmp/a\nb.lock"`,
-		"/tmp/\x1b[31mred":     `"/tmp/\x1b[31mred"`,
-		`C:\a` + "\tb":         `"C:\\a\tb"`,
-		"/tmp/bad\xff.lock":    `"/tmp/bad\xff.lock"`,
-		"/tmp/\u2028.lock":     `"/tmp/\u2028.lock"`,
-		"/tmp/nbsp\u00a0.lock": `"/tmp/nbsp\u00a0.lock"`,
-	} {
-		if got := quoted(in); got != want {
-			t.Errorf("quoted(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 func TestStatusOfMissingFileIsFreeAndCreatesNothing(t *testing.T) {
 	path := lockPath(t)
 	runLockfile(t, "status", path).check(t, 0, "free\n", "")

@@ -13,11 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/golockfile/lockfile"
-	"github.com/golockfile/lockfile/internal/template"
+	"github.com/golockfile/lockfile/internal/cli"
+	"github.com/golockfile/lockfile/internal/printable"
 )
 
 const runHelp = `
@@ -86,23 +85,14 @@ func runFlags(c *runConfig) *flag.FlagSet {
 	*c = runConfig{template: "{pid}", heldCode: 1}
 	flags := flag.NewFlagSet("run", flag.ContinueOnError)
 	flags.Func("E", "exit with status `CODE`, 0 to 255, if the lock is held (default 1)",
-		func(s string) error {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 0 || n > 255 {
-				return errors.New("not an exit status from 0 to 255")
-			}
-			c.heldCode = n
-			return nil
+		func(s string) (err error) {
+			c.heldCode, err = cli.ExitStatus(s)
+			return err
 		})
 	flags.Func("t", "write `TEMPLATE` into PATH: {pid} is the process id, {hostname}\n"+
 		"the host name, {{ and }} are braces (default \"{pid}\")",
 		func(s string) error {
-			if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
-				r, _ := utf8.DecodeRuneInString(s[i:])
-				return fmt.Errorf("a control character, %s: the holder is one line of text",
-					strconv.QuoteRune(r))
-			}
-			if _, err := template.Expand(s); err != nil {
+			if err := cli.CheckTemplate(s); err != nil {
 				return err
 			}
 			c.template, c.tflag = s, true
@@ -197,7 +187,7 @@ func run(args []string) int {
 	case len(argv) > 0 && len(argv[0]) > 1 && argv[0][0] == '-':
 		return usageError(flags, fmt.Sprintf(
 			"%s after PATH: options go before PATH (and -- before a COMMAND that starts with -)",
-			quoted(argv[0])))
+			printable.Quote(argv[0])))
 	}
 	if len(argv) == 0 {
 		return usageError(flags, "no COMMAND given")
@@ -234,7 +224,7 @@ func run(args []string) int {
 	var lockErr *lockfile.LockError
 	switch {
 	case errors.As(r.err, &lockErr):
-		fmt.Fprintf(os.Stderr, "lockfile: %s is %s\n", quoted(path), heldBy(lockErr, c.wait))
+		fmt.Fprintf(os.Stderr, "lockfile: %s is %s\n", printable.Quote(path), heldBy(lockErr, c.wait))
 		return c.heldCode
 	case r.err != nil:
 		return failed(path, r.err)
@@ -274,7 +264,7 @@ func takeLock(path string, c runConfig) (*lockfile.SimpleLockFile, error) {
 				limit = " up to " + c.wait.String()
 			}
 			fmt.Fprintf(os.Stderr, "lockfile: %s is %s; waiting%s\n",
-				quoted(path), heldBy(lockErr, 0), limit)
+				printable.Quote(path), heldBy(lockErr, 0), limit)
 		}
 		ctx := context.Background()
 		if !c.forever {
@@ -286,7 +276,7 @@ func takeLock(path string, c runConfig) (*lockfile.SimpleLockFile, error) {
 	}
 	if err == nil && c.verbose {
 		fmt.Fprintf(os.Stderr, "lockfile: locked %s after %v\n",
-			quoted(path), time.Since(began).Round(time.Millisecond))
+			printable.Quote(path), time.Since(began).Round(time.Millisecond))
 	}
 	return l, err
 }
@@ -328,7 +318,7 @@ func heldBy(lockErr *lockfile.LockError, waited time.Duration) string {
 	case holder == "":
 		return state + "; the file does not name the holder"
 	}
-	return fmt.Sprintf("%s by %s", state, escaped(holder))
+	return fmt.Sprintf("%s by %s", state, printable.Escape(holder))
 }
 
 // commandFailed reports a COMMAND that could not be started, with the
@@ -344,7 +334,7 @@ func commandFailed(name string, err error) int {
 	if errors.As(err, &pathErr) {
 		err = pathErr.Err
 	}
-	fmt.Fprintf(os.Stderr, "lockfile: %s: %v\n", quoted(name), err)
+	fmt.Fprintf(os.Stderr, "lockfile: %s: %v\n", printable.Quote(name), err)
 	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 		return exitNotFound
 	}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/golockfile/lockfile"
+	"github.com/golockfile/lockfile/internal/printable"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,7 +33,7 @@ import (
 func runLocked(lock *lockfile.SimpleLockFile, command string, argv []string) int {
 	if _, err := unix.FcntlInt(lock.Fd(), unix.F_SETFD, 0); err != nil {
 		lock.Close()
-		fmt.Fprintf(os.Stderr, "lockfile: %s: clearing close-on-exec: %v\n", quoted(lock.Path()), err)
+		fmt.Fprintf(os.Stderr, "lockfile: %s: clearing close-on-exec: %v\n", printable.Quote(lock.Path()), err)
 		return exitFailed
 	}
 	err := execCommand(command, argv, lockEnv(lock))
@@ -89,7 +90,7 @@ func execCommand(command string, argv, env []string) error {
 		// that its "#!" line names.
 		if interp := interpreter(fileHead(command)); interp != "" {
 			if _, statErr := os.Stat(interp); errors.Is(statErr, fs.ErrNotExist) {
-				return fmt.Errorf("interpreter %s: %w", quoted(interp), err)
+				return fmt.Errorf("interpreter %s: %w", printable.Quote(interp), err)
 			}
 		}
 	}

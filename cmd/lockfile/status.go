@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/golockfile/lockfile"
+	"github.com/golockfile/lockfile/internal/printable"
 )
 
 const statusHelp = `
@@ -61,14 +62,14 @@ func status(args []string) int {
 	case st.Shared:
 		fmt.Println()
 		fmt.Fprintf(os.Stderr, "lockfile: %s is held by shared holders, who write nothing\n",
-			quoted(path))
+			printable.Quote(path))
 		return 1
 	}
 	// An empty line still tells a script that reads only stdout that the
 	// lock is not free.
-	fmt.Println(escaped(holder))
+	fmt.Println(printable.Escape(holder))
 	if holder == "" {
-		fmt.Fprintf(os.Stderr, "lockfile: %s is held; the file does not name the holder\n", quoted(path))
+		fmt.Fprintf(os.Stderr, "lockfile: %s is held; the file does not name the holder\n", printable.Quote(path))
 	}
 	return 1
 }

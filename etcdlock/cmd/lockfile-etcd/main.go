@@ -28,11 +28,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/golockfile/lockfile/etcdlock"
-	"github.com/golockfile/lockfile/internal/template"
+	"github.com/golockfile/lockfile/internal/cli"
+	"github.com/golockfile/lockfile/internal/printable"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -243,22 +242,13 @@ func runFlags(c *runConfig) *flag.FlagSet {
 	flags := flag.NewFlagSet("run", flag.ContinueOnError)
 	etcdFlags(flags, &c.etcd)
 	flags.Func("E", "exit with status `CODE`, 0 to 255, if the lock is held (default 1)",
-		func(s string) error {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 0 || n > 255 {
-				return errors.New("not an exit status from 0 to 255")
-			}
-			c.heldCode = n
-			return nil
+		func(s string) (err error) {
+			c.heldCode, err = cli.ExitStatus(s)
+			return err
 		})
 	flags.Func("t", "write `TEMPLATE` as the holder: {pid} is lockfile's process id,\n"+
 		"{hostname} the host name, {{ and }} are braces (default \"{pid}\")", func(s string) error {
-		if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
-			r, _ := utf8.DecodeRuneInString(s[i:])
-			return fmt.Errorf("a control character, %s: the holder is one line of text",
-				strconv.QuoteRune(r))
-		}
-		if _, err := template.Expand(s); err != nil {
+		if err := cli.CheckTemplate(s); err != nil {
 			return err
 		}
 		c.template = s
@@ -376,7 +366,7 @@ func status(args []string) int {
 		fmt.Println("free")
 		return 0
 	}
-	fmt.Println(escaped(holder))
+	fmt.Println(printable.Escape(holder))
 	if holder == "" {
 		fmt.Fprintf(os.Stderr, "lockfile: %s is held; the holder wrote no content\n", key)
 	}
@@ -393,33 +383,6 @@ func readHolder(ctx context.Context, client *clientv3.Client,
 	}
 	first, _, _ := strings.Cut(string(resp.Kvs[0].Value), "\n")
 	return strings.TrimSpace(first), true, nil
-}
-
-// escaped writes backslashes and characters that are not printable as in
-// a Go string literal, so that a holder's content cannot drive the
-// terminal, as lockfile does for a file's holder.
-func escaped(s string) string {
-	clean := func(r rune) bool { return r != '\\' && r != utf8.RuneError && unicode.IsPrint(r) }
-	if strings.IndexFunc(s, func(r rune) bool { return !clean(r) }) < 0 {
-		return s
-	}
-	var b strings.Builder
-	for len(s) > 0 {
-		r, size := utf8.DecodeRuneInString(s)
-		switch {
-		case clean(r):
-			b.WriteString(s[:size])
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[0])
-		default:
-			quoted := strconv.QuoteRune(r)
-			b.WriteString(quoted[1 : len(quoted)-1])
-		}
-		s = s[size:]
-	}
-	return b.String()
 }
 
 // failed reports an error of lockfile's own.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/golockfile/lockfile"
 	"github.com/golockfile/lockfile/etcdlock"
+	"github.com/golockfile/lockfile/internal/printable"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -148,7 +149,7 @@ func heldBy(lockErr *lockfile.LockError, waited time.Duration) string {
 	if lockErr.Holder == "" {
 		return state + "; the holder wrote no content"
 	}
-	return state + " by " + escaped(lockErr.Holder)
+	return state + " by " + printable.Escape(lockErr.Holder)
 }
 
 // commandEnv is COMMAND's environment: lockfile's, with the lock's key and

@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/golockfile/lockfile/etcdlock"
+	"github.com/golockfile/lockfile/internal/cli"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sys/unix"
 )
@@ -31,40 +30,6 @@ func forwardedSignals() []syscall.Signal {
 // endsProgram reports whether sig ends a program that does not catch it.
 func endsProgram(sig os.Signal) bool {
 	return sig != syscall.SIGWINCH && sig != syscall.SIGCONT
-}
-
-// catchSignals returns the channel on which the forwarded signals arrive,
-// leaving those that were ignored at start ignored: the runtime keeps
-// SIGHUP and SIGINT ignored if they were, and a shell starts a background
-// job with SIGINT and SIGQUIT ignored, so SIGQUIT is ignored whenever
-// SIGINT is. COMMAND inherits what is ignored.
-func catchSignals() <-chan os.Signal {
-	if signal.Ignored(syscall.SIGINT) {
-		signal.Ignore(syscall.SIGQUIT)
-	}
-	var sigs []os.Signal
-	for _, sig := range forwardedSignals() {
-		if !signal.Ignored(sig) {
-			sigs = append(sigs, sig)
-		}
-	}
-	c := make(chan os.Signal, 16)
-	signal.Notify(c, sigs...)
-	return c
-}
-
-// dieOf ends lockfile by sig, as sig ends a program that does not catch it,
-// so that a shell sees the death by sig that COMMAND showed. lockfile
-// becomes kill(1), which sends sig to itself, the same process: exec gives
-// every caught signal back its default action. If kill cannot be run,
-// dieOf returns 128+sig, the status a shell gives a death by sig.
-func dieOf(sig os.Signal) int {
-	n := int(sig.(syscall.Signal))
-	argv := []string{"kill", "-" + strconv.Itoa(n), strconv.Itoa(os.Getpid())}
-	for _, kill := range []string{"/bin/kill", "/usr/bin/kill"} {
-		syscall.Exec(kill, argv, nil)
-	}
-	return 128 + n
 }
 
 // childEvent is a change of COMMAND's state: it exited, or it stopped.
@@ -273,3 +238,10 @@ func (s *supervisor) resume() {
 	}
 	unix.Kill(-s.pid, unix.SIGCONT)
 }
+
+// catchSignals returns the channel on which the forwarded signals arrive,
+// as cli.CatchSignals does. COMMAND inherits what is ignored.
+func catchSignals() <-chan os.Signal { return cli.CatchSignals(forwardedSignals(), 16) }
+
+// dieOf ends lockfile by sig, as cli.DieOf does.
+func dieOf(sig os.Signal) int { return cli.DieOf(sig) }
