@@ -71,7 +71,7 @@ type LockFile struct {
 // and setting its modification time. A refused attempt changes nothing in
 // the file, so the holder's content stays readable.
 func New(path string, opts ...Option) (*LockFile, error) {
-	l, c, err := newLockFile(path, opts)
+	l, c, err := newLockFile(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func New(path string, opts ...Option) (*LockFile, error) {
 
 // newLockFile returns a LockFile, not yet held, with its content rendered,
 // so that a failing host name lookup is reported before the file is touched.
-func newLockFile(path string, opts []Option) (*LockFile, *config, error) {
+func newLockFile(opts []Option) (*LockFile, *config, error) {
 	c, err := newConfig(opts)
 	if err != nil {
 		return nil, nil, err
@@ -94,7 +94,7 @@ func newLockFile(path string, opts []Option) (*LockFile, *config, error) {
 	if t == nil {
 		t = defaultTemplate
 	}
-	l := &LockFile{SimpleLockFile: SimpleLockFile{path: path}}
+	l := &LockFile{}
 	if l.content, err = t.Render(l.room[:0]); err != nil {
 		return nil, nil, fmt.Errorf("lockfile: content template: %w", err)
 	}
@@ -106,7 +106,7 @@ func (l *LockFile) Path() string {
 	if l == nil {
 		return ""
 	}
-	return l.path
+	return l.f.name
 }
 
 // Content returns the content written into the file, without the leading
@@ -141,7 +141,7 @@ func (l *LockFile) hold(f sysFile, st fileStat, c *config) error {
 	err := checkWritable(f, st, c)
 	if err == nil {
 		if writeErr := writeContent(f, st.size, l.content); writeErr != nil {
-			err = &fs.PathError{Op: "write", Path: l.path, Err: writeErr}
+			err = &fs.PathError{Op: "write", Path: f.name, Err: writeErr}
 		}
 	}
 	if err != nil {
@@ -153,7 +153,7 @@ func (l *LockFile) hold(f sysFile, st fileStat, c *config) error {
 // Acquire takes the lock as [AcquireSimple] does and then writes the
 // content, as [New] does.
 func Acquire(ctx context.Context, path string, opts ...Option) (*LockFile, error) {
-	l, c, err := newLockFile(path, opts)
+	l, c, err := newLockFile(opts)
 	if err != nil {
 		return nil, err
 	}

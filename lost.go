@@ -31,7 +31,7 @@ func (l *SimpleLockFile) Lost() <-chan struct{} {
 		return closedChan
 	}
 	if l.loss == nil {
-		path := l.path
+		path := l.f.name
 		if abs, err := filepath.Abs(path); err == nil {
 			path = abs // else the look resolves it, as the open did
 		}

@@ -13,10 +13,9 @@ import (
 // *SimpleLockFile they do not panic. The lock is held until Close, even if
 // the SimpleLockFile is dropped.
 type SimpleLockFile struct {
-	path string
 	mu   sync.Mutex
-	f    sysFile
-	held bool // false once closed
+	f    sysFile // kept after Close, for Path
+	held bool    // false once closed
 
 	loss *lossWatch // made by the first Lost; see lost.go
 }
@@ -41,10 +40,10 @@ func lockSimple(path string, c *config) (*SimpleLockFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &SimpleLockFile{path: path, f: f, held: true}, nil
+		return &SimpleLockFile{f: f, held: true}, nil
 	}
 	// The hook may write: the file is looked at as New's is.
-	return take(context.Background(), &SimpleLockFile{path: path}, path, c, lockNowAndLook)
+	return take(context.Background(), &SimpleLockFile{}, path, c, lockNowAndLook)
 }
 
 func newSimpleConfig(opts []Option) (*config, error) {
@@ -60,7 +59,7 @@ func (l *SimpleLockFile) Path() string {
 	if l == nil {
 		return ""
 	}
-	return l.path
+	return l.f.name
 }
 
 // Fd returns the file descriptor (on Windows, the handle) that holds the
@@ -110,7 +109,7 @@ func (l *SimpleLockFile) hold(f sysFile, st fileStat, c *config) (err error) {
 			return err
 		}
 		if err := f.lendFile(c.onLock); err != nil {
-			return fmt.Errorf("lockfile: on-lock hook for %s: %w", l.path, err)
+			return fmt.Errorf("lockfile: on-lock hook for %s: %w", f.name, err)
 		}
 	}
 	l.f, l.held = f, true
@@ -137,5 +136,5 @@ func AcquireSimple(ctx context.Context, path string, opts ...Option) (*SimpleLoc
 // acquireSimple takes a lock that writes no content, waiting while it is held.
 func acquireSimple(ctx context.Context, path string, c *config) (*SimpleLockFile, error) {
 	// Allocated before the wait, not between the release and the caller.
-	return take(ctx, &SimpleLockFile{path: path}, path, c, lockWait)
+	return take(ctx, &SimpleLockFile{}, path, c, lockWait)
 }
