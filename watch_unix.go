@@ -64,7 +64,6 @@ var watcher struct {
 	keys     map[*lossWatch]int   // the notified watches, and their keys
 	notified map[int][]*lossWatch // the watches under each key
 	polled   map[*lossWatch]struct{}
-	count    int
 	looping  bool        // a goroutine runs watchLoop(n)
 	idle     *time.Timer // set while n is kept for idleGrace, unused
 }
@@ -95,7 +94,6 @@ func watch(w *lossWatch) {
 	} else {
 		startPolling(w)
 	}
-	watcher.count++
 	look(w)
 }
 
@@ -169,10 +167,14 @@ func unwatchLocked(w *lossWatch) {
 	} else {
 		return // not watched
 	}
-	if watcher.count--; watcher.count == 0 {
+	if watching() == 0 {
 		watcher.n.wake() // its goroutine sees that nothing is watched and ends
 	}
 }
+
+// watching returns how many locks are watched, notified or polled. The
+// caller holds the watcher's mutex.
+func watching() int { return len(watcher.keys) + len(watcher.polled) }
 
 // watched reports whether w is watched.
 func watched(w *lossWatch) bool {
@@ -202,7 +204,7 @@ func watchLoop(n notifier) {
 	)
 	watcher.mu.Lock()
 	for {
-		if watcher.count == 0 {
+		if watching() == 0 {
 			watcher.looping = false
 			keepIdle()
 			watcher.mu.Unlock()
